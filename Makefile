@@ -1,0 +1,71 @@
+# The two commands the README opens with are `make run` and `make test`; the rest are helpers.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# Debian packages of the real servers the tests start: binary:package
+SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
+           prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint typecheck unit system-deps bench stack clean
+
+help:
+	@echo "make run    - run the service on embedded defaults (in-memory cache, simulator)"
+	@echo "make test   - install what is missing, then lint, type-check and run every test"
+	@echo "make stack  - memcached + app + Prometheus + Alertmanager + load, on 127.0.0.1"
+	@echo "make bench  - run the benchmarks (nothing else should run meanwhile)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/market-api
+
+system-deps:
+	@missing=""; \
+	for pair in $(SERVERS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+test: system-deps lint typecheck
+	$(BIN)/pytest -ra $(PYTEST_ARGS)
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest -ra -m "not memcached and not prometheus and not alertmanager and not server and not e2e"
+
+bench: $(VENV)/.dev system-deps
+	$(BIN)/python -m bench.cache_bench
+
+stack: $(VENV)/.runtime system-deps
+	$(BIN)/market-stack
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

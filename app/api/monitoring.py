@@ -1,0 +1,57 @@
+"""Monitoring API: cache statistics and component health as JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from app.services import Services, get_services
+
+router = APIRouter(prefix="/api/monitoring/performance", tags=["monitoring"])
+AppServices = Annotated[Services, Depends(get_services)]
+
+
+def cache_metrics(services: Services) -> dict[str, Any]:
+    cache = services.cache
+    stats = cache.stats
+    return {
+        "backend": cache.backend_name,
+        "breaker_state": cache.breaker.state.value,
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "hit_rate": round(stats.hit_rate, 4),
+        "errors": stats.errors,
+        "fallbacks": sum(stats.fallbacks.values()),
+        "fallbacks_by_reason": dict(stats.fallbacks),
+        "oversized": stats.oversized,
+        "decode_errors": stats.decode_errors,
+        "loader_errors": stats.loader_errors,
+        "upstream_calls": services.upstream.calls,
+        "namespaces": stats.per_namespace(),
+        "memory": {
+            "entries": cache.memory.entries,
+            "bytes": cache.memory.bytes_used,
+            "max_entries": cache.memory.max_entries,
+            "max_bytes": cache.memory.max_bytes,
+            "evictions": cache.memory.evictions,
+        },
+    }
+
+
+@router.get("/metrics/cache")
+async def metrics_cache(services: AppServices) -> dict[str, Any]:
+    """Hits, misses, hit rate, errors, fallbacks, breaker state and upstream calls."""
+    return cache_metrics(services)
+
+
+@router.get("/health")
+async def health(services: AppServices) -> dict[str, Any]:
+    """200 while the service can answer; `degraded` while the in-memory fallback serves."""
+    cache = await services.cache.health()
+    components: dict[str, Any] = {
+        "cache": cache,
+        "upstream": {"status": "ok", "calls": services.upstream.calls},
+    }
+    status = "degraded" if any(c["status"] != "ok" for c in components.values()) else "ok"
+    return {"status": status, "components": components}

@@ -1,0 +1,45 @@
+"""Build a cache manager from settings."""
+
+from __future__ import annotations
+
+from app.cache.backends.memcached import MemcachedBackend
+from app.cache.backends.memory import MemoryBackend
+from app.cache.breaker import CircuitBreaker
+from app.cache.instrumentation import CacheInstrumentation
+from app.cache.manager import CacheManager
+from app.settings import Settings
+
+
+def build_cache_manager(
+    settings: Settings, instrumentation: CacheInstrumentation | None = None
+) -> CacheManager:
+    memory = MemoryBackend(settings.cache_memory_max_entries, settings.cache_memory_max_bytes)
+    shared = (
+        MemcachedBackend(
+            settings.memcached_servers,
+            pool_min=settings.cache_connection_pool_min,
+            pool_max=settings.cache_connection_pool_max,
+            connect_timeout=settings.memcached_connect_timeout,
+            timeout=settings.memcached_timeout,
+            dead_timeout=settings.memcached_dead_timeout,
+        )
+        if settings.memcached_servers
+        else None
+    )
+    return CacheManager(
+        memory=memory,
+        shared=shared,
+        breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown),
+        default_ttl=settings.cache_default_ttl,
+        namespace_ttls={
+            "market": settings.market_ttl,
+            "dashboard": settings.dashboard_ttl,
+            "analysis": settings.analysis_ttl,
+            "api": settings.market_ttl,
+        },
+        key_prefix=settings.cache_key_prefix,
+        max_item_bytes=settings.cache_max_item_bytes,
+        version_refresh=settings.cache_version_refresh,
+        cleanup_interval=settings.cache_cleanup_interval,
+        instrumentation=instrumentation,
+    )

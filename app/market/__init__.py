@@ -1,0 +1,1 @@
+"""Market analytics served by the API: movers, overview, regime."""

@@ -1,0 +1,112 @@
+"""Service configuration, read once from the environment.
+
+Every knob lives here so that the README can document one place and tests can build an app with
+explicit values instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration, with the defaults the service runs on when nothing is set."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    # --- HTTP server -------------------------------------------------------------------------
+    app_host: str = Field("127.0.0.1", description="Interface uvicorn binds to.")
+    app_port: int = Field(8000, ge=0, le=65535, description="Port uvicorn binds to.")
+    log_level: str = Field("info", description="Python and uvicorn log level.")
+    gc_freeze: bool = Field(
+        True,
+        description="Move start-up objects out of the garbage collector's reach once started, "
+        "so full collections stop pausing the event loop for tens of milliseconds.",
+    )
+
+    # --- Cache -------------------------------------------------------------------------------
+    memcached_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host:port list; empty means in-memory cache only.",
+    )
+    cache_key_prefix: str = Field(
+        "market-api", pattern=r"^[A-Za-z0-9_.-]{0,32}$", description="Prefix of every cache key."
+    )
+    cache_default_ttl: int = Field(300, ge=1, description="TTL in seconds when none is given.")
+    cache_connection_pool_min: int = Field(5, ge=0, description="Connections opened at start.")
+    cache_connection_pool_max: int = Field(
+        20, ge=1, description="Connections, executor threads and in-flight memcached calls."
+    )
+    cache_cleanup_interval: float = Field(
+        30.0, gt=0, description="Seconds between sweeps of expired in-memory entries."
+    )
+    memcached_connect_timeout: float = Field(0.05, gt=0, description="TCP connect timeout (s).")
+    memcached_timeout: float = Field(0.05, gt=0, description="Read/write timeout per call (s).")
+    memcached_dead_timeout: float = Field(
+        10.0, gt=0, description="With several servers: seconds a failing server stays out."
+    )
+    cache_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive memcached failures that open the circuit breaker."
+    )
+    cache_breaker_cooldown: float = Field(
+        5.0, gt=0, description="Seconds the breaker stays open before one probe is let through."
+    )
+    cache_memory_max_entries: int = Field(10_000, ge=1, description="In-memory cache entry cap.")
+    cache_memory_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="In-memory cache size cap (keys + values)."
+    )
+    cache_max_item_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest serialized value that is cached at all."
+    )
+    cache_version_refresh: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a namespace version read from the shared store is trusted locally.",
+    )
+    market_ttl: int = Field(2, ge=1, description="TTL (s) of upstream ticker snapshots.")
+    dashboard_ttl: int = Field(5, ge=1, description="TTL (s) of dashboard aggregates.")
+    analysis_ttl: int = Field(30, ge=1, description="TTL (s) of regime analyses.")
+
+    # --- Upstream exchange -------------------------------------------------------------------
+    upstream_url: str = Field(
+        "", description="Base URL of an HTTP exchange API; empty means the built-in simulator."
+    )
+    upstream_timeout: float = Field(2.0, gt=0, description="Seconds before an upstream call fails.")
+    upstream_symbols: int = Field(
+        60, ge=5, le=1000, description="Simulator: number of symbols it quotes."
+    )
+    upstream_latency_ms: float = Field(20.0, ge=0, description="Simulator: base latency per call.")
+    upstream_jitter_ms: float = Field(10.0, ge=0, description="Simulator: uniform extra latency.")
+    upstream_error_rate: float = Field(
+        0.0, ge=0, le=1, description="Simulator: fraction of calls that fail."
+    )
+    upstream_seed: int | None = Field(None, description="Simulator: random seed (reproducible).")
+
+    @field_validator("memcached_servers", mode="before")
+    @classmethod
+    def _parse_servers(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("memcached_servers")
+    @classmethod
+    def _check_servers(cls, value: list[str]) -> list[str]:
+        for server in value:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"memcached server {server!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.cache_connection_pool_min > self.cache_connection_pool_max:
+            raise ValueError("CACHE_CONNECTION_POOL_MIN must not exceed CACHE_CONNECTION_POOL_MAX")
+        return self
