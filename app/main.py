@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -31,23 +31,27 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        exchange = upstream or build_exchange_client(settings)
-        cache = build_cache_manager(settings)
-        await cache.start()
-        app.state.services = Services(
-            settings=settings,
-            cache=cache,
-            upstream=exchange,
-            market=MarketService(exchange, cache),
-        )
-        if settings.gc_freeze:
-            gc.collect()
-            gc.freeze()
-        try:
+        async with AsyncExitStack() as stack:
+            exchange = upstream or build_exchange_client(settings)
+            stack.push_async_callback(exchange.close)
+
+            cache = build_cache_manager(settings)
+            await cache.start()
+            stack.push_async_callback(cache.close)
+
+            services = Services(
+                settings=settings,
+                cache=cache,
+                upstream=exchange,
+                market=MarketService(exchange, cache),
+            )
+            app.state.services = services
+
+            if settings.gc_freeze:
+                gc.collect()
+                gc.freeze()
             yield
-        finally:
-            await cache.close()
-            await exchange.close()
+            # Teardown runs in reverse order of the callbacks pushed above.
 
     app = FastAPI(
         title="Market API",
