@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from app.settings import Settings
+from app.ws.server import GracefulServer
 
 
 def main() -> None:
@@ -14,10 +15,20 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        "app.main:app",
+    from app.main import app  # built on import: after logging is configured
+
+    config = uvicorn.Config(
+        app,
         host=settings.app_host,
         port=settings.app_port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        # Oversized client frames are refused by the protocol layer (close 1009) before the app
+        # ever buffers them; the app checks the same limit for servers that do not.
+        ws_max_size=settings.ws_max_message_bytes,
+        # Compression would deflate every broadcast once per subscriber (the frame is serialized
+        # once for all of them) and keep a compressor of tens of kilobytes per socket.
+        ws_per_message_deflate=False,
     )
+    # Closes the app's WebSockets with 1001 before uvicorn closes them with 1012.
+    GracefulServer(config, app).run()

@@ -1,0 +1,35 @@
+"""Live servers for the WebSocket tests, stopped after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.app.ws.live import LiveServer
+from tests.conftest import make_settings
+
+StartServer = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def live_server() -> Iterator[StartServer]:
+    """Start the app under uvicorn with settings overrides; the feed is idle unless asked for.
+
+    Keyword arguments are settings, plus `ws_max_size` (uvicorn's frame limit) and `upstream`.
+    """
+    servers: list[LiveServer] = []
+
+    def start(
+        *, ws_max_size: int | None = None, upstream: Any = None, **overrides: object
+    ) -> LiveServer:
+        values: dict[str, object] = {"gc_freeze": False, "ws_feed_interval": 3600.0}
+        values.update(overrides)
+        server = LiveServer(make_settings(**values), upstream=upstream, ws_max_size=ws_max_size)
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__()
