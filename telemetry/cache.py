@@ -1,0 +1,148 @@
+"""Cache telemetry: a span and a duration per manager operation; counters read from its stats.
+
+Spans are deferred (see tracing.py) while a request is open, and never carry the raw key: only
+operation, namespace, backend, result and breaker state, all bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from app.cache.instrumentation import CacheOperationScope, CacheResult
+from app.cache.manager import CacheManager
+from telemetry.instruments import Instruments
+from telemetry.tracing import DeferredSpan, SlowTraceKeeper, TraceBuffer, current_buffer
+
+
+class _CacheScope:
+    __slots__ = ("_buffer", "_namespace", "_operation", "_owner", "_start_ns", "_t0")
+
+    def __init__(self, owner: CacheTelemetry, operation: str, namespace: str) -> None:
+        self._owner = owner
+        self._operation = operation
+        self._namespace = namespace
+        self._buffer: TraceBuffer | None = current_buffer.get()
+        self._start_ns = time.time_ns()
+        self._t0 = time.perf_counter_ns()
+
+    def finish(self, backend: str, result: CacheResult, error: BaseException | None) -> None:
+        elapsed = time.perf_counter_ns() - self._t0
+        owner = self._owner
+        buffer = self._buffer
+        owner.record_duration(self._operation, backend, elapsed, buffer)
+        attributes: dict[str, AttributeValue] = {
+            "cache.operation": self._operation,
+            "cache.namespace": self._namespace,
+            "cache.backend": backend,
+            "cache.breaker.state": owner.breaker_state(),
+        }
+        if result:
+            attributes["cache.result"] = result
+        reason = type(error).__name__ if error is not None else None
+        if reason:
+            attributes["error.type"] = reason
+        name = f"cache.{self._operation} {self._namespace}"
+        end_ns = self._start_ns + elapsed
+        if buffer is not None:
+            buffer.add(DeferredSpan(name, self._start_ns, end_ns, attributes, reason))
+            return
+        # No request around it (a background job): a real span, decided on its own.
+        span = owner.tracer.start_span(name, attributes=attributes, start_time=self._start_ns)
+        if reason:
+            span.set_status(Status(StatusCode.ERROR, reason))
+        span.end(end_time=end_ns)
+
+
+class CacheTelemetry:
+    """Implements `app.cache.instrumentation.CacheInstrumentation`."""
+
+    def __init__(self, tracer: Tracer, instruments: Instruments, keeper: SlowTraceKeeper) -> None:
+        self.tracer = tracer
+        self._keeper = keeper
+        self._duration = instruments.cache_duration
+        self._attrs: dict[tuple[str, str], dict[str, AttributeValue]] = {}
+        self._manager: CacheManager | None = None
+
+    def bind(self, manager: CacheManager) -> None:
+        self._manager = manager
+
+    def start(self, operation: str, namespace: str) -> CacheOperationScope:
+        return _CacheScope(self, operation, namespace)
+
+    def breaker_state(self) -> str:
+        return self._manager.breaker.state.value if self._manager is not None else "closed"
+
+    def record_duration(
+        self, operation: str, backend: str, elapsed_ns: int, buffer: TraceBuffer | None
+    ) -> None:
+        key = (operation, backend)
+        attrs = self._attrs.get(key)
+        if attrs is None:
+            attrs = self._attrs[key] = {"cache.operation": operation, "cache.backend": backend}
+        # Only the ratio part of the keep decision is known mid-request.
+        exemplar = (
+            buffer.root
+            if buffer is not None and self._keeper.ratio_keeps(buffer.root.trace_id)
+            else None
+        )
+        self._duration.record(elapsed_ns / 1e9, key, attrs, exemplar)
+
+
+def register_cache_observers(meter: Meter, manager: CacheManager) -> None:
+    """Counters and gauges read from the manager at collection time."""
+    stats = manager.stats
+
+    def requests(_: CallbackOptions) -> Iterable[Observation]:
+        for (namespace, result, backend), count in list(stats.requests.items()):
+            yield Observation(
+                count,
+                {"cache.namespace": namespace, "cache.result": result, "cache.backend": backend},
+            )
+
+    def fallbacks(_: CallbackOptions) -> Iterable[Observation]:
+        for reason, count in list(stats.fallbacks.items()):
+            yield Observation(count, {"reason": reason})
+
+    def breaker(_: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(manager.breaker.state.gauge_value)
+
+    def connections(_: CallbackOptions) -> Iterable[Observation]:
+        usage = getattr(manager.shared, "pool_usage", None)
+        if usage is None:
+            return
+        pool = usage()
+        for state, count in (("idle", pool.idle), ("used", pool.used)):
+            yield Observation(
+                count,
+                {
+                    "db.client.connection.state": state,
+                    "db.client.connection.pool.name": "memcached",
+                },
+            )
+
+    meter.create_observable_counter(
+        "cache.requests", [requests], unit="{request}", description="Cache reads by result."
+    )
+    meter.create_observable_counter(
+        "cache.fallbacks",
+        [fallbacks],
+        unit="{operation}",
+        description="Operations served by the in-memory fallback, by reason.",
+    )
+    meter.create_observable_gauge(
+        "cache.breaker.state",
+        [breaker],
+        unit="1",
+        description="Circuit breaker in front of memcached: 0 closed, 1 half-open, 2 open.",
+    )
+    meter.create_observable_up_down_counter(
+        "db.client.connection.count",
+        [connections],
+        unit="{connection}",
+        description="Pooled memcached connections by state.",
+    )

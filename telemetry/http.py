@@ -1,0 +1,141 @@
+"""ASGI middleware: a server span and the request-duration histogram for every HTTP request.
+
+Written as plain ASGI rather than BaseHTTPMiddleware (no extra task per request) and reading the
+matched route template from the scope after the app ran, so `http.route` is always a template
+(`/api/market/tickers/{symbol}`), and every path that matched nothing shares one value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry import propagate
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from telemetry.runtime import Telemetry
+
+UNMATCHED_ROUTE: Final = "unmatched"
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+# Scrapes are frequent and uninteresting as traces; they are still measured.
+UNTRACED_PATHS: Final = frozenset({"/metrics"})
+
+
+class _HeaderGetter(Getter[list[tuple[bytes, bytes]]]):
+    def get(self, carrier: list[tuple[bytes, bytes]], key: str) -> list[str] | None:
+        wanted = key.encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier if k == wanted]
+        return values or None
+
+    def keys(self, carrier: list[tuple[bytes, bytes]]) -> list[str]:
+        return [k.decode("latin-1") for k, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+
+
+def _parent_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
+    for key, _ in headers:
+        if key == b"traceparent":
+            return propagate.extract(headers, getter=_GETTER)
+    return None
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+        self.active: Counter[str] = Counter()
+        """In-flight requests by method, read by the `http.server.active_requests` observer."""
+        self._attributes: dict[tuple[str, str, int], dict[str, AttributeValue]] = {}
+        telemetry.observe_active_requests(self.active)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in KNOWN_METHODS:
+            method = "_OTHER"
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        telemetry = self.telemetry
+        path = scope["path"]
+        roots = telemetry.roots if path not in UNTRACED_PATHS else None
+        root = (
+            roots.open(method, SpanKind.SERVER, _parent_context(scope["headers"]))
+            if roots is not None
+            else None
+        )
+        self.active[method] += 1
+        start = time.perf_counter_ns()
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_with_status)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.active[method] -= 1
+            matched = scope.get("route")
+            route = getattr(matched, "path", None) or UNMATCHED_ROUTE
+            key = (method, route, status)
+            attrs = self._attrs(key)
+            histogram = telemetry.instruments.http_duration
+            if root is None or roots is None:
+                duration = (time.perf_counter_ns() - start) / 1e9
+                histogram.record(duration, key, attrs)
+            else:
+                failed = status >= 500 or error is not None
+                description = type(error).__name__ if error is not None else f"HTTP {status}"
+                duration = roots.settle(root, failed, error, description)
+                exemplar = root.context if root.reason is not None else None
+                histogram.record(duration, key, attrs, exemplar)
+                if route != UNMATCHED_ROUTE:
+                    root.name = f"{method} {route}"
+                final_status = status
+                roots.close(root, lambda: _span_attributes(scope, attrs, final_status))
+
+    def _attrs(self, key: tuple[str, str, int]) -> dict[str, AttributeValue]:
+        attrs = self._attributes.get(key)
+        if attrs is None:
+            method, route, status = key
+            attrs = self._attributes[key] = {
+                "http.request.method": method,
+                "http.route": route,
+                "http.response.status_code": status,
+            }
+        return attrs
+
+
+def _span_attributes(
+    scope: Scope, metric_attrs: dict[str, AttributeValue], status: int
+) -> dict[str, AttributeValue]:
+    """Built only for kept traces: the raw path is fine on a span, never on a metric."""
+    attributes = {k: v for k, v in metric_attrs.items() if v != UNMATCHED_ROUTE}
+    attributes["http.response.status_code"] = status
+    attributes["url.path"] = scope["path"]
+    attributes["url.scheme"] = scope.get("scheme", "http")
+    if scope.get("query_string"):
+        attributes["url.query"] = scope["query_string"].decode("latin-1")
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    server = scope.get("server")
+    if server:
+        attributes["server.address"], attributes["server.port"] = server[0], server[1]
+    return attributes

@@ -1,0 +1,39 @@
+"""Attach telemetry to a FastAPI app: middleware, `/metrics`, and the pipeline for its lifespan."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from telemetry.http import TelemetryMiddleware
+from telemetry.runtime import Telemetry, TelemetryConfig, sdk_disabled
+
+
+def build_telemetry(
+    service_version: str,
+    *,
+    keep_slower_than_ms: float,
+    keep_ratio: float,
+    loop_lag_interval: float,
+) -> Telemetry | None:
+    """None when `OTEL_SDK_DISABLED=true`: no middleware, no `/metrics`, no-op hooks."""
+    if sdk_disabled():
+        return None
+    return Telemetry(
+        TelemetryConfig(
+            service_version=service_version,
+            keep_slower_than_ms=keep_slower_than_ms,
+            keep_ratio=keep_ratio,
+            loop_lag_interval=loop_lag_interval,
+        )
+    )
+
+
+def instrument_app(app: FastAPI, telemetry: Telemetry) -> None:
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text exposition of every instrument (the scrape path)."""
+        return Response(telemetry.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
