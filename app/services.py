@@ -7,10 +7,14 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from app.alerting import AlertHistory
 from app.cache import CacheManager
+from app.faults import FaultInjector
 from app.market.service import MarketService
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
+from app.ws.manager import WebSocketManager
+from telemetry.runtime import Telemetry
 
 
 @dataclass
@@ -19,6 +23,10 @@ class Services:
     cache: CacheManager
     upstream: ExchangeClient
     market: MarketService
+    telemetry: Telemetry | None = None
+    ws: WebSocketManager | None = None
+    alerts: AlertHistory = field(default_factory=AlertHistory)
+    faults: FaultInjector | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -90,6 +90,73 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1, description="Simulator: fraction of calls that fail."
     )
     upstream_seed: int | None = Field(None, description="Simulator: random seed (reproducible).")
+
+    # --- WebSocket (/ws/dashboard) -----------------------------------------------------------
+    ws_idle_timeout: float = Field(
+        300.0, gt=0, description="Seconds without a client frame (ping included) before closing."
+    )
+    ws_cleanup_interval: float = Field(
+        30.0, gt=0, description="Seconds between sweeps for idle sockets and stuck clients."
+    )
+    ws_max_connections: int = Field(
+        1000, ge=1, description="Open sockets; more are accepted and closed with 1013."
+    )
+    ws_max_subscriptions: int = Field(
+        100, ge=1, le=10_000, description="Topics one socket may subscribe to."
+    )
+    ws_queue_size: int = Field(
+        256, ge=1, le=100_000, description="Updates queued per socket; when full, oldest dropped."
+    )
+    ws_slow_consumer_timeout: float = Field(
+        10.0, gt=0, description="Seconds a socket may keep dropping updates before 1013 closes it."
+    )
+    ws_max_message_bytes: int = Field(
+        4096, ge=256, le=1_048_576, description="Largest client frame; larger ones close with 1009."
+    )
+    ws_max_invalid_messages: int = Field(
+        5, ge=1, description="Invalid client frames (each answered with an error) before closing."
+    )
+    ws_feed_interval: float = Field(
+        1.0, gt=0, description="Seconds between market-feed rounds (tickers, movers, overview)."
+    )
+    ws_close_timeout: float = Field(
+        5.0, gt=0, description="Seconds a close frame may wait for a client that is not reading."
+    )
+    ws_shutdown_timeout: float = Field(
+        5.0, gt=0, description="Seconds graceful shutdown may take to close every socket (1001)."
+    )
+
+    # --- Telemetry (standard OTEL_* variables are read by the SDK itself) ------------------
+    trace_keep_slower_than_ms: float = Field(
+        100.0, ge=0, description="Traces whose local root took longer are always exported."
+    )
+    trace_keep_ratio: float = Field(
+        0.05, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
+    )
+    event_loop_lag_interval: float = Field(
+        0.25, gt=0, description="Seconds between event-loop lag probes."
+    )
+    grafana_dashboard_url: str = Field(
+        "http://127.0.0.1:3000/d/market-api/market-api",
+        description="Where GET /performance redirects: the service's Grafana dashboard.",
+    )
+
+    # --- Alerting (Alertmanager webhook) ---------------------------------------------------
+    alert_webhook_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token Alertmanager must send to POST /api/alerts/webhook; "
+        "empty accepts any caller.",
+    )
+    alert_history_size: int = Field(
+        200, ge=1, le=10_000, description="Alert notifications kept for GET /api/alerts/recent."
+    )
+
+    # --- Fault injection (development and end-to-end tests only) ---------------------------
+    enable_fault_injection: bool = Field(
+        False,
+        description="Serve GET/PUT/DELETE /api/admin/faults, which slow or break the upstream, "
+        "force cache misses and hold memory on purpose; off, those paths answer 404.",
+    )
 
     @field_validator("memcached_servers", mode="before")
     @classmethod

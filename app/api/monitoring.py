@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from app.api.performance import telemetry_sections
 from app.services import Services, get_services
+from app.ws.summary import websocket_summary
 
 router = APIRouter(prefix="/api/monitoring/performance", tags=["monitoring"])
 AppServices = Annotated[Services, Depends(get_services)]
@@ -37,6 +39,21 @@ def cache_metrics(services: Services) -> dict[str, Any]:
             "evictions": cache.memory.evictions,
         },
     }
+
+
+def performance_summary(services: Services) -> dict[str, Any]:
+    """Every section of the summary; a new section is one more key here, built in its module."""
+    return {
+        "cache": cache_metrics(services),
+        "websocket": websocket_summary(services.ws),
+        **telemetry_sections(services.telemetry),
+    }
+
+
+@router.get("/summary")
+async def summary(services: AppServices) -> dict[str, Any]:
+    """Cache, API, WebSocket and system figures in one document."""
+    return performance_summary(services)
 
 
 @router.get("/metrics/cache")

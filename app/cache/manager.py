@@ -7,8 +7,6 @@ namespace version, collapses concurrent misses, and counts everything.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,6 +20,7 @@ from app.cache.keys import data_key, validate_name, version_key
 from app.cache.serialization import CacheDecodeError, decode, encode
 from app.cache.singleflight import SingleFlight
 from app.cache.stats import CacheStats
+from app.periodic import Periodic
 from app.ratelimit_log import RateLimitedLogger
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,11 @@ class CacheManager:
         self._clock = clock
         self._versions: dict[str, tuple[int, float]] = {}
         self._flights = SingleFlight()
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("cache-sweeper", cleanup_interval, self.memory.sweep)
         self._warn = RateLimitedLogger(log)
+        self.force_miss = False
+        """Fault injection: every read counts as a miss without touching a store, so callers
+        fall through to their loaders (one attribute check on the hot path)."""
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -95,21 +97,12 @@ class CacheManager:
     async def start(self) -> None:
         if self.shared is not None:
             await self.shared.start()
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="cache-sweeper")
+        self._sweeper.start()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
         if self.shared is not None:
             await self.shared.close()
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.cleanup_interval)
-            self.memory.sweep()
 
     # ------------------------------------------------------------------ public API
     async def get(self, namespace: str, key: str, default: Any = None) -> Any:
@@ -117,7 +110,10 @@ class CacheManager:
         scope = self.instrumentation.start("get", namespace)
         try:
             full = await self._key(namespace, key)
-            backend, payload = await self._read(full)
+            if self.force_miss:
+                backend, payload = self.backend_name, None
+            else:
+                backend, payload = await self._read(full)
             value: Any = MISSING
             if payload is not None:
                 try:

@@ -1,4 +1,5 @@
-"""Run the real servers (memcached, Prometheus, Alertmanager) as local processes.
+"""Run the real servers (memcached, Prometheus, Alertmanager) as local processes, the whole local
+stack (`market-stack`) and the load generator (`market-load`).
 
-Used by the `market-stack` command and by the tests, so both start them the same way.
+Used by those commands and by the tests, so both start everything the same way.
 """
