@@ -30,18 +30,24 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def get_services(conn: HTTPConnection) -> Services:
+def services_of(conn: HTTPConnection) -> Services:
     services: Services = conn.app.state.services
     return services
 
 
-def get_cache(conn: HTTPConnection) -> CacheManager:
-    return get_services(conn).cache
+# Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool, a
+# thread hop on every request for what is an attribute read.
+async def get_services(conn: HTTPConnection) -> Services:
+    return services_of(conn)
 
 
-def get_market(conn: HTTPConnection) -> MarketService:
-    return get_services(conn).market
+async def get_cache(conn: HTTPConnection) -> CacheManager:
+    return services_of(conn).cache
 
 
-def get_settings(conn: HTTPConnection) -> Settings:
-    return get_services(conn).settings
+async def get_market(conn: HTTPConnection) -> MarketService:
+    return services_of(conn).market
+
+
+async def get_settings(conn: HTTPConnection) -> Settings:
+    return services_of(conn).settings

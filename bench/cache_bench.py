@@ -190,6 +190,20 @@ async def dashboard_load(
     return sent
 
 
+class NoCache(CacheManager):
+    """The service without a cache: every lookup calls its loader (JSON round trip kept, so
+    callers see the same shapes)."""
+
+    async def get_or_set(
+        self,
+        namespace: str,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: int | None = None,
+    ) -> Any:
+        return orjson.loads(orjson.dumps(await loader()))
+
+
 async def bench_upstream(seconds: float) -> None:
     print("\n## 3. upstream calls for the same dashboard load, cache on vs off")
     results = {}
@@ -197,7 +211,7 @@ async def bench_upstream(seconds: float) -> None:
         settings = Settings(upstream_latency_ms=2, upstream_jitter_ms=0, gc_freeze=False)
         async with running_app(create_app(settings, telemetry=None)) as (client, services):
             if mode == "off":
-                services.cache.force_miss = True
+                services.market.cache = NoCache(memory=MemoryBackend(10, 1 << 20))
             requests = await dashboard_load(client, dashboards=20, seconds=seconds, poll=0.5)
             results[mode] = (requests, services.upstream.calls)
     (req_on, calls_on), (req_off, calls_off) = results["on"], results["off"]

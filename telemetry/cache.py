@@ -13,48 +13,56 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
+from app.cache.breaker import CircuitBreaker
 from app.cache.instrumentation import CacheOperationScope, CacheResult
 from app.cache.manager import CacheManager
 from telemetry.instruments import Instruments
-from telemetry.tracing import DeferredSpan, SlowTraceKeeper, TraceBuffer, current_buffer
+from telemetry.tracing import SlowTraceKeeper, TraceBuffer, current_buffer
+
+
+def _describe(data: tuple[object, ...]) -> tuple[str, dict[str, AttributeValue]]:
+    """Name and attributes of a deferred cache span, built only for kept traces."""
+    operation, namespace, backend, result, breaker = data
+    attributes: dict[str, AttributeValue] = {
+        "cache.operation": str(operation),
+        "cache.namespace": str(namespace),
+        "cache.backend": str(backend),
+        "cache.breaker.state": str(breaker),
+    }
+    if result:
+        attributes["cache.result"] = str(result)
+    return f"cache.{operation} {namespace}", attributes
 
 
 class _CacheScope:
-    __slots__ = ("_buffer", "_namespace", "_operation", "_owner", "_start_ns", "_t0")
+    __slots__ = ("_buffer", "_namespace", "_operation", "_owner", "_t0")
 
     def __init__(self, owner: CacheTelemetry, operation: str, namespace: str) -> None:
         self._owner = owner
         self._operation = operation
         self._namespace = namespace
         self._buffer: TraceBuffer | None = current_buffer.get()
-        self._start_ns = time.time_ns()
         self._t0 = time.perf_counter_ns()
 
     def finish(self, backend: str, result: CacheResult, error: BaseException | None) -> None:
-        elapsed = time.perf_counter_ns() - self._t0
+        t1 = time.perf_counter_ns()
         owner = self._owner
         buffer = self._buffer
-        owner.record_duration(self._operation, backend, elapsed, buffer)
-        attributes: dict[str, AttributeValue] = {
-            "cache.operation": self._operation,
-            "cache.namespace": self._namespace,
-            "cache.backend": backend,
-            "cache.breaker.state": owner.breaker_state(),
-        }
-        if result:
-            attributes["cache.result"] = result
+        owner.record_duration(self._operation, backend, t1 - self._t0, buffer)
+        data = (self._operation, self._namespace, backend, result, owner.breaker.state)
         reason = type(error).__name__ if error is not None else None
-        if reason:
-            attributes["error.type"] = reason
-        name = f"cache.{self._operation} {self._namespace}"
-        end_ns = self._start_ns + elapsed
         if buffer is not None:
-            buffer.add(DeferredSpan(name, self._start_ns, end_ns, attributes, reason))
+            buffer.add((self._t0, t1, _describe, data, reason))
             return
         # No request around it (a background job): a real span, decided on its own.
-        span = owner.tracer.start_span(name, attributes=attributes, start_time=self._start_ns)
+        name, attributes = _describe(data)
+        end_ns = time.time_ns()
+        span = owner.tracer.start_span(
+            name, attributes=attributes, start_time=end_ns - (t1 - self._t0)
+        )
         if reason:
             span.set_status(Status(StatusCode.ERROR, reason))
+            span.set_attribute("error.type", reason)
         span.end(end_time=end_ns)
 
 
@@ -66,16 +74,13 @@ class CacheTelemetry:
         self._keeper = keeper
         self._duration = instruments.cache_duration
         self._attrs: dict[tuple[str, str], dict[str, AttributeValue]] = {}
-        self._manager: CacheManager | None = None
+        self.breaker = CircuitBreaker(failure_threshold=1, cooldown=0)  # until bound
 
     def bind(self, manager: CacheManager) -> None:
-        self._manager = manager
+        self.breaker = manager.breaker
 
     def start(self, operation: str, namespace: str) -> CacheOperationScope:
         return _CacheScope(self, operation, namespace)
-
-    def breaker_state(self) -> str:
-        return self._manager.breaker.state.value if self._manager is not None else "closed"
 
     def record_duration(
         self, operation: str, backend: str, elapsed_ns: int, buffer: TraceBuffer | None
@@ -86,8 +91,8 @@ class CacheTelemetry:
             attrs = self._attrs[key] = {"cache.operation": operation, "cache.backend": backend}
         # Only the ratio part of the keep decision is known mid-request.
         exemplar = (
-            buffer.root
-            if buffer is not None and self._keeper.ratio_keeps(buffer.root.trace_id)
+            buffer.context
+            if buffer is not None and self._keeper.ratio_keeps(buffer.trace_id)
             else None
         )
         self._duration.record(elapsed_ns / 1e9, key, attrs, exemplar)

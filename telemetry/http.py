@@ -74,14 +74,14 @@ class TelemetryMiddleware:
             await send(message)
 
         telemetry = self.telemetry
-        path = scope["path"]
-        roots = telemetry.roots if path not in UNTRACED_PATHS else None
+        roots = telemetry.roots
         root = (
             roots.open(method, SpanKind.SERVER, _parent_context(scope["headers"]))
-            if roots is not None
+            if scope["path"] not in UNTRACED_PATHS
             else None
         )
-        self.active[method] += 1
+        active = self.active
+        active[method] += 1
         start = time.perf_counter_ns()
         error: BaseException | None = None
         try:
@@ -90,35 +90,40 @@ class TelemetryMiddleware:
             error = exc
             raise
         finally:
-            self.active[method] -= 1
-            matched = scope.get("route")
-            route = getattr(matched, "path", None) or UNMATCHED_ROUTE
+            active[method] -= 1
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             key = (method, route, status)
-            attrs = self._attrs(key)
+            attrs = self._attributes.get(key) or self._new_attrs(key)
             histogram = telemetry.instruments.http_duration
-            if root is None or roots is None:
-                duration = (time.perf_counter_ns() - start) / 1e9
-                histogram.record(duration, key, attrs)
+            if root is None:
+                histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
             else:
                 failed = status >= 500 or error is not None
-                description = type(error).__name__ if error is not None else f"HTTP {status}"
+                description = (
+                    (type(error).__name__ if error is not None else f"HTTP {status}")
+                    if failed
+                    else None
+                )
                 duration = roots.settle(root, failed, error, description)
-                exemplar = root.context if root.reason is not None else None
-                histogram.record(duration, key, attrs, exemplar)
-                if route != UNMATCHED_ROUTE:
-                    root.name = f"{method} {route}"
+                histogram.record(duration, key, attrs, root.context if root.reason else None)
                 final_status = status
-                roots.close(root, lambda: _span_attributes(scope, attrs, final_status))
 
-    def _attrs(self, key: tuple[str, str, int]) -> dict[str, AttributeValue]:
-        attrs = self._attributes.get(key)
-        if attrs is None:
-            method, route, status = key
-            attrs = self._attributes[key] = {
-                "http.request.method": method,
-                "http.route": route,
-                "http.response.status_code": status,
-            }
+                def describe() -> dict[str, AttributeValue]:
+                    """Only for a kept trace: name and attributes of the server span."""
+                    if route != UNMATCHED_ROUTE:
+                        root.name = f"{method} {route}"
+                    return _span_attributes(scope, attrs, final_status)
+
+                roots.close(root, describe)
+
+    def _new_attrs(self, key: tuple[str, str, int]) -> dict[str, AttributeValue]:
+        method, route, status = key
+        attrs: dict[str, AttributeValue] = {
+            "http.request.method": method,
+            "http.route": route,
+            "http.response.status_code": status,
+        }
+        self._attributes[key] = attrs
         return attrs
 
 

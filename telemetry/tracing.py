@@ -8,7 +8,7 @@ Two mechanisms work together:
   failed, or if the trace id falls in the configured ratio (the same rule as TraceIdRatioBased, so
   services sampling by ratio agree); otherwise drop it before export.
 * Child operations that happen many times per request (cache calls) are not SDK spans while they
-  run: they are recorded as `DeferredSpan` tuples in the request's `TraceBuffer` (two clock reads
+  run: they are recorded as `DeferredSpan` tuples on the request's local root (two clock reads
   and an append) and turned into real `ReadableSpan`s only if the trace is kept. Most traces are
   dropped, so most child spans never cost the SDK's span machinery.
 """
@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -36,37 +35,35 @@ SpanSink = Callable[[Sequence[ReadableSpan]], None]
 KEEP_REASON_ATTRIBUTE: Final = "sampling.keep_reason"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _LOWER_64: Final = (1 << 64) - 1
+_UNDECIDED: Final = "undecided"
 
 
-@dataclass(slots=True)
-class DeferredSpan:
-    """A finished child operation, recorded without an SDK span."""
+Describe = Callable[[tuple[object, ...]], tuple[str, dict[str, AttributeValue]]]
+DeferredSpan = tuple[int, int, Describe, tuple[object, ...], str | None]
+"""A finished child operation, recorded without an SDK span, as a plain tuple (cheapest to
+build): (start, end) in `perf_counter_ns`, `describe(data)` -> (name, attributes), and an error
+type or None. `describe` runs only for a kept trace, so a dropped one never builds them."""
 
-    name: str
+
+class TraceBuffer(Protocol):
+    """Where deferred spans of the current local root go (see roots.RootScope)."""
+
+    trace_id: int
     start_ns: int
-    end_ns: int
-    attributes: dict[str, AttributeValue]
-    error: str | None = None
-    kind: SpanKind = SpanKind.INTERNAL
+    start_perf_ns: int
 
+    @property
+    def context(self) -> SpanContext: ...
 
-@dataclass(slots=True)
-class TraceBuffer:
-    """Deferred child spans of one local root, bounded."""
+    def add(self, span: DeferredSpan) -> None: ...
 
-    root: SpanContext
-    limit: int
-    spans: list[DeferredSpan] = field(default_factory=list)
-    dropped: int = 0
-
-    def add(self, span: DeferredSpan) -> None:
-        if len(self.spans) < self.limit:
-            self.spans.append(span)
-        else:
-            self.dropped += 1
+    def deferred(self) -> tuple[list[DeferredSpan], int]:
+        """The recorded spans and how many were refused over the bound."""
+        ...
 
 
 current_buffer: ContextVar[TraceBuffer | None] = ContextVar("telemetry_trace_buffer", default=None)
+"""The open local root of the running request or socket operation (None outside of one)."""
 
 
 @dataclass
@@ -76,6 +73,22 @@ class KeeperStats:
     kept_spans: int = 0
     overflow_spans: int = 0
     """Spans lost because a trace or the pending table was over its bound."""
+
+
+class _BoundedMap(dict[int, object]):
+    """A dict that forgets its oldest entries beyond `limit` (insertion order)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: int, value: object) -> object | None:
+        """Store; returns the evicted oldest value, if any."""
+        self[key] = value
+        if len(self) > self.limit:
+            oldest = next(iter(self))
+            return self.pop(oldest)
+        return None
 
 
 class SlowTraceKeeper(SpanProcessor):
@@ -99,8 +112,11 @@ class SlowTraceKeeper(SpanProcessor):
         self._ratio_bound = round(ratio * (1 << 64))
         self.max_spans_per_trace = max_spans_per_trace
         self._max_pending = max_pending_traces
-        self._pending: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
-        self._decisions: OrderedDict[int, str | None] = OrderedDict()
+        self._pending = _BoundedMap(max_pending_traces)
+        self._decisions = _BoundedMap(max_pending_traces)
+        # Recently dropped local roots: their late children are dropped on sight. A set that is
+        # emptied when full costs less per request than an ordered map with eviction.
+        self._dropped_recent: set[int] = set()
         self._buffers: dict[int, TraceBuffer] = {}
         self._lock = threading.Lock()
         self._scope = InstrumentationScope("telemetry.deferred")
@@ -116,40 +132,49 @@ class SlowTraceKeeper(SpanProcessor):
             return "error"
         if duration_ns > self._threshold_ns:
             return "slow"
-        if self.ratio_keeps(trace_id):
+        if (trace_id & _LOWER_64) < self._ratio_bound:
             return "ratio"
         return None
 
     def settle(self, trace_id: int, reason: str | None, buffer: TraceBuffer | None) -> None:
-        """Record a root's decision before it ends (so exemplars can follow it)."""
+        """Record a root's decision before it ends (so exemplars and late children follow it)."""
         with self._lock:
-            self._remember(trace_id, reason)
+            self._decisions.put(trace_id, reason)
             if buffer is not None and reason is not None:
                 self._buffers[trace_id] = buffer
 
-    def finish_root(self, trace_id: int, build_root: Callable[[], ReadableSpan]) -> bool:
-        """End a lightweight local root (see roots.py) whose decision was settled.
+    def drop_root(self, trace_id: int) -> None:
+        """A lightweight local root ended and is not kept: forget it and whatever it held.
 
-        The root's ReadableSpan is only built when the trace is kept. Returns whether it was.
+        The common case (nothing held) takes no lock: the decision only goes into a set that
+        late children are checked against.
         """
-        with self._lock:
-            reason = self._decisions.get(trace_id)
-            held = self._pending.pop(trace_id, [])
-            buffer = self._buffers.pop(trace_id, None)
-        if reason is None:
-            self.stats.dropped_traces += 1
-            return False
-        spans = [*held, *self._materialize(buffer), build_root()]
-        self.stats.kept_traces += 1
-        self._export(spans)
-        return True
+        recent = self._dropped_recent
+        if len(recent) >= self._max_pending:
+            recent.clear()
+        recent.add(trace_id)
+        if self._pending:
+            with self._lock:
+                self._pending.pop(trace_id, None)
+        self.stats.dropped_traces += 1
 
     def is_kept(self, trace_id: int) -> bool:
         """Known decision, else the ratio part (the only part knowable before the end)."""
-        reason = self._decisions.get(trace_id, "")
-        if reason == "":
+        reason = self._decisions.get(trace_id, _UNDECIDED)
+        if reason == _UNDECIDED:
             return self.ratio_keeps(trace_id)
         return reason is not None
+
+    def finish_root(self, trace_id: int, build_root: Callable[[], ReadableSpan]) -> None:
+        """End a kept lightweight local root (see roots.py): export it with its children."""
+        with self._lock:
+            held = self._pending.pop(trace_id, None) if self._pending else None
+            buffer = self._buffers.pop(trace_id, None)
+        spans: list[ReadableSpan] = list(held) if isinstance(held, list) else []
+        spans.extend(self._materialize(buffer))
+        spans.append(build_root())
+        self.stats.kept_traces += 1
+        self._export(spans)
 
     # ----------------------------------------------------------------- span processor
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -162,30 +187,34 @@ class SlowTraceKeeper(SpanProcessor):
         trace_id = context.trace_id
         parent = span.parent
         if parent is None or parent.is_remote:
-            self._end_root(span, trace_id)
+            self._end_sdk_root(span, trace_id)
+            return
+        if trace_id in self._dropped_recent:
             return
         with self._lock:
-            decided = self._decisions.get(trace_id, "")
-            if decided == "":
+            decided = self._decisions.get(trace_id, _UNDECIDED)
+            if decided == _UNDECIDED:
                 self._hold(trace_id, span)
                 return
         if decided is not None:
             self._export([span])
 
-    def _end_root(self, span: ReadableSpan, trace_id: int) -> None:
+    def _end_sdk_root(self, span: ReadableSpan, trace_id: int) -> None:
         with self._lock:
-            reason = self._decisions.get(trace_id, "")
-            if reason == "":
+            reason = self._decisions.get(trace_id, _UNDECIDED)
+            if reason == _UNDECIDED:
                 start, end = span.start_time or 0, span.end_time or 0
                 failed = span.status.status_code is StatusCode.ERROR
                 reason = self.decide(trace_id, end - start, failed)
-                self._remember(trace_id, reason)
-            held = self._pending.pop(trace_id, [])
+                self._decisions.put(trace_id, reason)
+            held = self._pending.pop(trace_id, None)
             buffer = self._buffers.pop(trace_id, None)
         if reason is None:
             self.stats.dropped_traces += 1
             return
-        spans = [*held, *self._materialize(buffer), span]
+        spans: list[ReadableSpan] = list(held) if isinstance(held, list) else []
+        spans.extend(self._materialize(buffer))
+        spans.append(span)
         self.stats.kept_traces += 1
         self._export(spans)
 
@@ -195,48 +224,43 @@ class SlowTraceKeeper(SpanProcessor):
 
     def _hold(self, trace_id: int, span: ReadableSpan) -> None:
         held = self._pending.get(trace_id)
-        if held is None:
-            if len(self._pending) >= self._max_pending:
-                _, evicted = self._pending.popitem(last=False)
+        if not isinstance(held, list):
+            held = []
+            evicted = self._pending.put(trace_id, held)
+            if isinstance(evicted, list):
                 self.stats.overflow_spans += len(evicted)
-            held = self._pending[trace_id] = []
         if len(held) < self.max_spans_per_trace:
             held.append(span)
         else:
             self.stats.overflow_spans += 1
 
-    def _remember(self, trace_id: int, reason: str | None) -> None:
-        self._decisions[trace_id] = reason
-        if len(self._decisions) > self._max_pending:
-            self._decisions.popitem(last=False)
-
     def _materialize(self, buffer: TraceBuffer | None) -> list[ReadableSpan]:
         if buffer is None:
             return []
-        self.stats.overflow_spans += buffer.dropped
-        root = buffer.root
+        deferred, refused = buffer.deferred()
+        self.stats.overflow_spans += refused
+        root = buffer.context
+        # Deferred spans carry monotonic times; the root's start anchors them to wall time.
+        offset = buffer.start_ns - buffer.start_perf_ns
         out = []
-        for deferred in buffer.spans:
-            context = SpanContext(
-                root.trace_id, random.getrandbits(64), is_remote=False, trace_flags=_SAMPLED
-            )
-            status = (
-                Status(StatusCode.ERROR, deferred.error)
-                if deferred.error
-                else Status(StatusCode.UNSET)
-            )
+        for start, end, describe, data, error in deferred:
+            name, attributes = describe(data)
+            if error:
+                attributes["error.type"] = error
             out.append(
                 ReadableSpan(
-                    name=deferred.name,
-                    context=context,
+                    name=name,
+                    context=SpanContext(
+                        root.trace_id, random.getrandbits(64), is_remote=False, trace_flags=_SAMPLED
+                    ),
                     parent=root,
                     resource=self._resource,
-                    attributes=deferred.attributes,
-                    kind=deferred.kind,
+                    attributes=attributes,
+                    kind=SpanKind.INTERNAL,
                     instrumentation_scope=self._scope,
-                    status=status,
-                    start_time=deferred.start_ns,
-                    end_time=deferred.end_ns,
+                    status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.UNSET),
+                    start_time=start + offset,
+                    end_time=end + offset,
                 )
             )
         return out
@@ -251,7 +275,10 @@ class SlowTraceKeeper(SpanProcessor):
 
 
 class KeptTraceExemplarFilter(ExemplarFilter):
-    """Attach exemplars only from traces that will be exported, so every link resolves."""
+    """Attach exemplars only from traces that will be exported, so every link resolves.
+
+    SDK instruments recorded below a local root get its context explicitly
+    (`roots.parent_context()`); the hot-path histograms take their exemplar directly."""
 
     def __init__(self, keeper: SlowTraceKeeper) -> None:
         self._keeper = keeper

@@ -7,11 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from app.upstream.client import ExchangeClient, UnknownSymbol, UpstreamError
 from app.upstream.models import PriceHistory, Ticker
 from telemetry.instruments import Instruments
+from telemetry.roots import parent_context
 
 T = TypeVar("T")
 
@@ -42,8 +44,10 @@ class InstrumentedExchange:
         await self.inner.close()
 
     async def _call(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
+        parent = parent_context()
         span = self._tracer.start_span(
             f"upstream GET {endpoint}",
+            context=parent,
             kind=SpanKind.CLIENT,
             attributes={"upstream.endpoint": endpoint, "http.request.method": "GET"},
         )
@@ -66,6 +70,7 @@ class InstrumentedExchange:
         finally:
             attributes = {"upstream.endpoint": endpoint, "outcome": outcome}
             span.set_attribute("outcome", outcome)
-            self._requests.add(1, attributes)
-            self._duration.record(time.perf_counter() - start, attributes)
+            context = trace.set_span_in_context(span, parent)
+            self._requests.add(1, attributes, context=context)
+            self._duration.record(time.perf_counter() - start, attributes, context=context)
             span.end()

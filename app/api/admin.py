@@ -18,13 +18,13 @@ from fastapi.responses import Response
 from app.api.responses import json_bytes
 from app.errors import error_response
 from app.faults import FaultInjector, FaultSettings, InsufficientMemory
-from app.services import get_services
+from app.services import services_of
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
-def get_fault_injector(request: Request) -> FaultInjector:
-    injector = get_services(request).faults
+async def get_fault_injector(request: Request) -> FaultInjector:
+    injector = services_of(request).faults
     # The router is mounted only when the injector exists; this guards a miswired app.
     assert injector is not None, "fault injection router mounted without an injector"
     return injector

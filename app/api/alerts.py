@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from app.alerting import AlertHistory, WebhookPayload
 from app.api.responses import json_bytes
 from app.errors import error_response
-from app.services import get_services, get_settings
+from app.services import get_settings, services_of
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -28,8 +28,8 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_LIMIT: Final = 10_000
 
 
-def get_alert_history(request: Request) -> AlertHistory:
-    return get_services(request).alerts
+async def get_alert_history(request: Request) -> AlertHistory:
+    return services_of(request).alerts
 
 
 History = Annotated[AlertHistory, Depends(get_alert_history)]

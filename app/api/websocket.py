@@ -10,13 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.websockets import WebSocket
 
-from app.services import get_services
+from app.services import services_of
 from app.ws.protocol import INTERNAL_ERROR, ROUTE
 
 
 async def dashboard(websocket: WebSocket) -> None:
     """Live tickers, movers, market overview and alerts, by topic subscription."""
-    manager = get_services(websocket).ws
+    manager = services_of(websocket).ws
     if manager is None:
         await websocket.close(INTERNAL_ERROR, "live data is not running")
         return

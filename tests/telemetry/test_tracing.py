@@ -5,15 +5,12 @@ from __future__ import annotations
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.util.types import AttributeValue
 
-from telemetry.tracing import (
-    DeferredSpan,
-    KeptTraceExemplarFilter,
-    SlowTraceKeeper,
-    TraceBuffer,
-)
+from telemetry.roots import RootScope
+from telemetry.tracing import KeptTraceExemplarFilter, SlowTraceKeeper
 from tests.telemetry.conftest import SpanCollector
 
 
@@ -92,34 +89,43 @@ def test_pending_table_is_bounded() -> None:
         for _ in range(5):
             tracer.start_span("child", context=ctx).end()
     assert len(k._pending) <= 10
-    assert all(len(v) <= 3 for v in k._pending.values())
+    assert all(isinstance(v, list) and len(v) <= 3 for v in k._pending.values())
     assert k.stats.overflow_spans == 50 * 5 - 10 * 3
+
+
+def _cache_span(data: tuple[object, ...]) -> tuple[str, dict[str, AttributeValue]]:
+    described.append(data)
+    return f"cache.get {data[0]}", {"cache.namespace": str(data[0])}
+
+
+described: list[tuple[object, ...]] = []
 
 
 def test_deferred_spans_materialize_only_for_kept_traces() -> None:
     k, sink = keeper()
     root_ctx = SpanContext(7, 9, is_remote=False, trace_flags=TraceFlags(1))
-    buffer = TraceBuffer(root_ctx, limit=2)
+    root = RootScope("GET /x", SpanKind.SERVER, 7, 9, None, sampled=True, limit=2)
     for i in range(3):
-        buffer.add(DeferredSpan(f"cache.get api#{i}", 10, 20, {"cache.namespace": "api"}))
-    assert buffer.dropped == 1
-    k.settle(7, "slow", buffer)
-    from opentelemetry.sdk.trace import ReadableSpan
-
-    kept = k.finish_root(7, lambda: ReadableSpan("GET /x", context=root_ctx, kind=SpanKind.SERVER))
-    assert kept
+        root.add((10, 20, _cache_span, (f"api{i}",), None))
+    assert root.refused == 1
+    k.settle(7, "slow", root)
+    k.finish_root(7, lambda: ReadableSpan("GET /x", context=root_ctx, kind=SpanKind.SERVER))
+    assert k.stats.kept_traces == 1
     children = [s for s in sink.spans if s.name.startswith("cache.get")]
-    assert len(children) == 2
-    assert all(
-        s.parent == root_ctx and s.context is not None and s.context.trace_id == 7 for s in children
-    )
+    assert [s.name for s in children] == ["cache.get api0", "cache.get api1"]
+    for child in children:
+        assert child.parent == root_ctx
+        assert child.context is not None
+        assert child.context.trace_id == 7
     assert k.stats.overflow_spans == 1
 
-    other = TraceBuffer(SpanContext(8, 9, False, TraceFlags(1)), limit=5)
-    other.add(DeferredSpan("cache.get api", 1, 2, {}))
-    k.settle(8, None, other)
-    assert not k.finish_root(8, lambda: ReadableSpan("never built"))
-    assert "never built" not in sink.names()
+    described.clear()
+    other = RootScope("GET /y", SpanKind.SERVER, 8, 9, None, sampled=True, limit=5)
+    other.add((1, 2, _cache_span, ("api",), None))
+    k.drop_root(8)
+    assert k.stats.dropped_traces == 1
+    assert described == [], "a dropped trace never builds its deferred spans"
+    assert len(sink.spans) == 3
 
 
 def test_exemplar_filter_only_passes_kept_traces() -> None:
@@ -136,3 +142,15 @@ def test_exemplar_filter_only_passes_kept_traces() -> None:
     assert exemplars.should_sample(1.0, 0, {}, in_trace(5))
     k.settle(6, None, None)
     assert not exemplars.should_sample(1.0, 0, {}, in_trace(6))
+
+
+def test_late_children_of_a_dropped_light_root_are_neither_held_nor_exported() -> None:
+    k, sink = keeper()
+    provider = TracerProvider()
+    provider.add_span_processor(k)
+    root_ctx = SpanContext(0xABC, 0x1, is_remote=False, trace_flags=TraceFlags(1))
+    k.drop_root(0xABC)
+    parent = trace.set_span_in_context(NonRecordingSpan(root_ctx))
+    provider.get_tracer("t").start_span("late", context=parent).end()
+    assert sink.spans == []
+    assert not k._pending

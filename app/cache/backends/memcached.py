@@ -4,7 +4,8 @@ pymemcache is a blocking client. Every call runs in a thread pool sized to the c
 and a semaphore with the same size bounds calls in flight, so a hung server can tie up at most
 `pool_max` threads and never queues unbounded work. A slot is given back only when the thread
 really finishes, not when the awaiting coroutine gives up, so timeouts cannot oversubscribe the
-pool. Every await carries a deadline derived from the socket timeouts.
+pool. Every await carries a deadline derived from the socket timeouts. On the normal path the
+only cross-thread wake-up is the one delivering the result.
 """
 
 from __future__ import annotations
@@ -125,24 +126,33 @@ class MemcachedBackend(CacheBackend):
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         slots = self._bind_loop()
-        try:
-            await asyncio.wait_for(slots.acquire(), self.call_timeout)
-        except TimeoutError:
-            raise CacheBackendError("pool_exhausted", "no connection free in time") from None
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise CacheBackendError("pool_exhausted", "no connection free in time") from None
+        else:
+            await slots.acquire()  # a slot is free: returns without suspending
         try:
             future = self._executor.submit(fn, *args)
         except RuntimeError as exc:  # executor shut down
             slots.release()
             raise CacheBackendError("connection", str(exc)) from exc
-        future.add_done_callback(self._release_slot)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.call_timeout)
+            async with asyncio.timeout(self.call_timeout):
+                return await asyncio.wrap_future(future)
         except TimeoutError as exc:  # our deadline, or the socket's (socket.timeout is an alias)
             raise CacheBackendError("timeout", str(exc) or "no answer in time") from None
         except MemcacheServerError as exc:
             raise CacheBackendError("server_error", str(exc)) from exc
         except (MemcacheError, OSError) as exc:
             raise CacheBackendError("connection", str(exc)) from exc
+        finally:
+            if future.done():
+                slots.release()  # the thread is done: free its slot from here, no extra wake-up
+            else:
+                future.add_done_callback(self._release_slot)  # abandoned: free it when it ends
 
     async def _get(self, key: str) -> bytes | None:
         value: bytes | None = await self._run(self._client.get, key)
