@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         description="Move start-up objects out of the garbage collector's reach once started, "
         "so full collections stop pausing the event loop for tens of milliseconds.",
     )
+    gc_gen0_threshold: int = Field(
+        10_000,
+        ge=0,
+        description="Allocations between young-generation collections (CPython default 700; "
+        "0 keeps it).",
+    )
 
     # --- Cache -------------------------------------------------------------------------------
     memcached_servers: Annotated[list[str], NoDecode] = Field(
@@ -131,7 +137,7 @@ class Settings(BaseSettings):
         100.0, ge=0, description="Traces whose local root took longer are always exported."
     )
     trace_keep_ratio: float = Field(
-        0.05, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
+        0.01, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
     )
     event_loop_lag_interval: float = Field(
         0.25, gt=0, description="Seconds between event-loop lag probes."
