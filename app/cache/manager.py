@@ -79,6 +79,9 @@ class CacheManager:
         self.stats = CacheStats()
         self._clock = clock
         self._versions: dict[str, tuple[int, float]] = {}
+        # Namespaces invalidated while the shared store was unreachable: their bump is replayed
+        # there as soon as it answers, or its old entries would come back with the connection.
+        self._unsynced: set[str] = set()
         self._flights = SingleFlight()
         self._sweeper = Periodic("cache-sweeper", cleanup_interval, self.memory.sweep)
         self._warn = RateLimitedLogger(log)
@@ -200,6 +203,8 @@ class CacheManager:
                 raise
         if new is None:
             new = current + 1
+            if self.shared is not None:
+                self._unsynced.add(namespace)
         self._versions[namespace] = (new, self._clock())
         self.stats.invalidations[namespace] += 1
         return new
@@ -351,6 +356,11 @@ class CacheManager:
                 if raw is None:
                     await self.shared._add(vkey, str(local).encode(), 0)
                     raw = await self.shared._get(vkey)
+                if namespace in self._unsynced:
+                    # Beyond both: what the store had and what was handed out meanwhile.
+                    raw = str(max(int(raw or 0), local) + 1).encode()
+                    await self.shared._set(vkey, raw, 0)
+                    self._unsynced.discard(namespace)
                 self.breaker.record_success()
                 if raw is not None:
                     version = int(raw)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pymemcache.client.base import Client
 
-from app.cache import MISSING
+from app.cache import MISSING, CircuitBreaker
 from app.cache.keys import data_key
 from app.devstack.process import ManagedProcess
 from tests.app.cache.conftest import build_manager
@@ -98,5 +98,32 @@ async def test_calls_in_flight_never_exceed_the_pool(memcached: ManagedProcess) 
         usage = manager.shared.pool_usage()  # type: ignore[attr-defined]
         assert usage.used == 0
         assert 2 <= usage.idle <= 8
+    finally:
+        await manager.close()
+
+
+async def test_invalidation_during_an_outage_is_replayed_when_memcached_answers_again(
+    memcached: ManagedProcess,
+) -> None:
+    manager = build_manager(
+        [memcached.address], version_refresh=0.05, breaker=CircuitBreaker(2, cooldown=0.2)
+    )
+    await manager.start()
+    try:
+        await manager.set("dashboard", "overview", {"v": "old"})
+        # A partition: memcached keeps its data but this instance cannot reach it.
+        manager.breaker.record_failure()
+        manager.breaker.record_failure()
+        await manager.invalidate("dashboard")
+        assert await manager.get("dashboard", "overview") is None  # memory, new version
+        await asyncio.sleep(0.3)  # cooldown over: the next call probes and closes the breaker
+        await manager.get("market", "probe")
+        await asyncio.sleep(0.1)  # the local version is stale: it is read from memcached again
+        assert manager.breaker.state.value == "closed"
+        assert await manager.get("dashboard", "overview") is None, "old entry came back"
+        other = build_manager([memcached.address], version_refresh=0)
+        await other.start()
+        assert await other.get("dashboard", "overview") is None
+        await other.close()
     finally:
         await manager.close()
