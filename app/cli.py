@@ -31,4 +31,8 @@ def main() -> None:
         ws_per_message_deflate=False,
     )
     # Closes the app's WebSockets with 1001 before uvicorn closes them with 1012.
-    GracefulServer(config, app).run()
+    try:
+        GracefulServer(config, app).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C once its shutdown is complete; the log already says so.
+        raise SystemExit(130) from None
