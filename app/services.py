@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import HTTPConnection
 
@@ -27,7 +26,6 @@ class Services:
     ws: WebSocketManager | None = None
     alerts: AlertHistory = field(default_factory=AlertHistory)
     faults: FaultInjector | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -39,10 +37,6 @@ def services_of(conn: HTTPConnection) -> Services:
 # thread hop on every request for what is an attribute read.
 async def get_services(conn: HTTPConnection) -> Services:
     return services_of(conn)
-
-
-async def get_cache(conn: HTTPConnection) -> CacheManager:
-    return services_of(conn).cache
 
 
 async def get_market(conn: HTTPConnection) -> MarketService:

@@ -328,6 +328,3 @@ class _MergingPrometheusReader(PrometheusMetricReader):
         if metrics_data is not None:
             metrics_data = self._fast.merge_into(metrics_data)
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
-
-
-TelemetryFactory = Callable[[], Telemetry | None]
