@@ -30,9 +30,9 @@ import orjson
 from pymemcache.client.base import PooledClient
 
 from app.cache import CacheManager, CircuitBreaker, MemcachedBackend, MemoryBackend
-from app.devstack.memcached import memcached_process
 from app.main import create_app
 from app.settings import Settings
+from devstack.memcached import memcached_process
 from tests.support.app_client import running_app
 from tests.support.hung_server import HungServer
 from tests.support.loop_lag import LoopLagProbe

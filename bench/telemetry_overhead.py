@@ -31,7 +31,7 @@ import httpx
 
 from app import __version__
 from app.cache import CacheManager, MemoryBackend
-from app.devstack.process import free_port, wait_for_port
+from devstack.process import free_port, wait_for_port
 from telemetry.runtime import Telemetry, TelemetryConfig
 
 ROUTE = "/api/market/movers"

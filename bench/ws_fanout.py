@@ -51,7 +51,7 @@ import psutil
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from app.devstack.process import ManagedProcess, free_port
+from devstack.process import ManagedProcess, free_port
 
 TOPIC = "alerts"
 FILL_TOPIC = "tickers.ETHUSDT"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.memcached import memcached_process
-from app.devstack.process import ManagedProcess
 from app.settings import Settings
+from devstack.memcached import memcached_process
+from devstack.process import ManagedProcess
 from tests.support.hung_server import HungServer
 
 

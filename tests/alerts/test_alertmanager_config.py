@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from app.devstack.alertmanager import (
+from devstack.alertmanager import (
     ALERTMANAGER_CONFIG,
     WEBHOOK_URL_PLACEHOLDER,
     render_alertmanager_config,
     write_alertmanager_config,
 )
-from app.devstack.process import require_binary
+from devstack.process import require_binary
 from telemetry.thresholds import THRESHOLDS, Severity, Threshold
 
 RECEIVER_OF: dict[str, str] = {

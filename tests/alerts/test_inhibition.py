@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.devstack.process import free_port
+from devstack.process import free_port
 from tests.support.alertmanager import AlertmanagerApi, running_alertmanager, wait_for
 
 pytestmark = pytest.mark.alertmanager

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from alerts.generate import ALERTS_DIR, RULES_FILE
-from app.devstack.process import require_binary
-from app.devstack.prometheus import PROMETHEUS_CONFIG, write_prometheus_config
+from devstack.process import require_binary
+from devstack.prometheus import PROMETHEUS_CONFIG, write_prometheus_config
 from telemetry.thresholds import THRESHOLDS, Threshold
 
 TESTS_DIR = ALERTS_DIR / "tests"

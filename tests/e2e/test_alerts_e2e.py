@@ -1,7 +1,7 @@
 """Every alert, end to end, on real servers: provoked, delivered firing, cleared, delivered
 resolved.
 
-One stack for the module (`app/devstack/stack.py`, the launcher `market-stack` uses): memcached,
+One stack for the module (`devstack/stack.py`, the launcher `market-stack` uses): memcached,
 the app with fault injection on, Prometheus 2.42 scraping and evaluating every second with a copy
 of the committed rules whose `for:` durations are cut to `FOR_SECONDS` (nothing else differs: the
 5m rate windows and the 1h trend window stay), and Alertmanager with the committed configuration
@@ -38,10 +38,10 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from app.devstack.alertmanager import ALERTMANAGER_CONFIG
-from app.devstack.loadgen import LoadConfig, LoadGenerator, Mix
-from app.devstack.scenarios import FaultsClient
-from app.devstack.stack import Stack, StackConfig
+from devstack.alertmanager import ALERTMANAGER_CONFIG
+from devstack.loadgen import LoadConfig, LoadGenerator, Mix
+from devstack.scenarios import FaultsClient
+from devstack.stack import Stack, StackConfig
 from telemetry.thresholds import (
     BY_ALERT,
     CACHE_HIT_RATE_LOW,

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from app.devstack.alertmanager import alertmanager_process, write_alertmanager_config
+from devstack.alertmanager import alertmanager_process, write_alertmanager_config
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from app.devstack.process import free_port
+from devstack.process import free_port
 
 
 class HungServer:

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.devstack.process import free_port, wait_for_port
+from devstack.process import free_port, wait_for_port
 
 
 def attributes(pairs: Any) -> dict[str, Any]:

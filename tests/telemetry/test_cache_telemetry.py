@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.devstack.process import ManagedProcess
+from devstack.process import ManagedProcess
 from tests.conftest import make_settings
 from tests.telemetry.conftest import traced_app
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.devstack.process import free_port
+from devstack.process import free_port
 from tests.conftest import make_settings
 from tests.support.log_records import root_log_records
 from tests.support.otlp_receiver import OtlpReceiver

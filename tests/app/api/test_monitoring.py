@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.devstack.process import ManagedProcess
 from app.main import create_app
+from devstack.process import ManagedProcess
 from tests.conftest import make_settings
 from tests.support.app_client import running_app
 

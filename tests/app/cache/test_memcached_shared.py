@@ -11,7 +11,7 @@ from pymemcache.client.base import Client
 
 from app.cache import MISSING, CircuitBreaker
 from app.cache.keys import data_key
-from app.devstack.process import ManagedProcess
+from devstack.process import ManagedProcess
 from tests.app.cache.conftest import build_manager
 
 pytestmark = pytest.mark.memcached

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app.cache import BreakerState
-from app.devstack.process import ManagedProcess
 from app.main import create_app
+from devstack.process import ManagedProcess
 from tests.conftest import make_settings
 from tests.support.app_client import running_app
 from tests.support.hung_server import HungServer

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from app.devstack.process import free_port, wait_for_port
 from app.upstream import (
     ExchangeSimulator,
     SimulatorConditions,
@@ -18,7 +17,8 @@ from app.upstream import (
     UpstreamUnavailable,
 )
 from app.upstream.http import HttpExchangeClient
-from app.upstream.simulator_server import create_simulator_app
+from devstack.exchange_sim import create_simulator_app
+from devstack.process import free_port, wait_for_port
 
 pytestmark = pytest.mark.server
 

@@ -22,7 +22,6 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.devstack.process import free_port
 from app.main import create_app
 from app.services import Services
 from app.settings import Settings
@@ -30,6 +29,7 @@ from app.upstream.client import ExchangeClient
 from app.ws.connection import Connection
 from app.ws.manager import WebSocketManager
 from app.ws.server import GracefulServer
+from devstack.process import free_port
 
 T = TypeVar("T")
 PADDING = "x" * 32_000

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from websockets.asyncio.client import connect
 
-from app.devstack.process import ManagedProcess, free_port
+from devstack.process import ManagedProcess, free_port
 from tests.app.ws.conftest import StartServer
 from tests.app.ws.live import client, send_json, subscribe, until
 

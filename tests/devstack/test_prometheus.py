@@ -10,8 +10,8 @@ import httpx
 import pytest
 import yaml
 
-from app.devstack.process import free_port
-from app.devstack.prometheus import (
+from devstack.process import free_port
+from devstack.prometheus import (
     PROMETHEUS_CONFIG,
     RULES_DIR,
     prometheus_process,

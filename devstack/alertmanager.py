@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Final
 
-from app.devstack.process import free_port, require_binary
-from app.devstack.prometheus import ALERTS_DIR
-from app.devstack.readiness import HttpReadyProcess
+from devstack.process import free_port, require_binary
+from devstack.prometheus import ALERTS_DIR
+from devstack.readiness import HttpReadyProcess
 
 ALERTMANAGER_CONFIG: Final = ALERTS_DIR / "alertmanager.yml"
 WEBHOOK_URL_PLACEHOLDER: Final = "http://127.0.0.1:8000/api/alerts/webhook"

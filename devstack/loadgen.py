@@ -34,7 +34,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from app.devstack.scenarios import SCENARIOS, FaultInjectionDisabled, FaultsClient, Scenario
+from devstack.scenarios import SCENARIOS, FaultInjectionDisabled, FaultsClient, Scenario
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
 MAX_RATE: Final = 2000.0

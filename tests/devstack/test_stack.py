@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from app.devstack.prometheus import RULES_DIR
-from app.devstack.stack import Stack, StackConfig, shortened_rules
+from devstack.prometheus import RULES_DIR
+from devstack.stack import Stack, StackConfig, shortened_rules
 from telemetry.thresholds import THRESHOLDS
 
 COMMITTED_RULES = RULES_DIR / "market-api.rules.yml"
@@ -199,7 +199,7 @@ def test_cli_prints_the_urls_and_ctrl_c_stops_everything(tmp_path: Path) -> None
     argv = [
         sys.executable,
         "-m",
-        "app.devstack.stack",
+        "devstack.stack",
         f"--app-port={config.app_port}",
         f"--memcached-port={config.memcached_port}",
         f"--prometheus-port={config.prometheus_port}",

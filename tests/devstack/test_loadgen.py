@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devstack.loadgen import LoadConfig, LoadGenerator, LoadStats, main, run_scenario
-from app.devstack.scenarios import SCENARIOS, FaultInjectionDisabled, FaultsClient
+from devstack.loadgen import LoadConfig, LoadGenerator, LoadStats, main, run_scenario
+from devstack.scenarios import SCENARIOS, FaultInjectionDisabled, FaultsClient
 from telemetry.thresholds import THRESHOLDS
 from tests.app.ws.live import LiveServer, until
 from tests.conftest import make_settings

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from app.devstack.process import free_port, require_binary
-from app.devstack.readiness import HttpReadyProcess
+from devstack.process import free_port, require_binary
+from devstack.readiness import HttpReadyProcess
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 ALERTS_DIR: Final = REPO_ROOT / "alerts"
 PROMETHEUS_CONFIG: Final = ALERTS_DIR / "prometheus.yml"
 RULES_DIR: Final = ALERTS_DIR / "rules"

@@ -32,13 +32,13 @@ from types import MappingProxyType
 from typing import Final, TextIO
 
 from alerts.generate import render_rules
-from app.devstack.alertmanager import alertmanager_process, write_alertmanager_config
-from app.devstack.loadgen import LoadConfig, LoadGenerator, run_scenario
-from app.devstack.memcached import memcached_process
-from app.devstack.process import ManagedProcess, free_port
-from app.devstack.prometheus import prometheus_process, write_prometheus_config
-from app.devstack.readiness import HttpReadyProcess
-from app.devstack.scenarios import SCENARIOS
+from devstack.alertmanager import alertmanager_process, write_alertmanager_config
+from devstack.loadgen import LoadConfig, LoadGenerator, run_scenario
+from devstack.memcached import memcached_process
+from devstack.process import ManagedProcess, free_port
+from devstack.prometheus import prometheus_process, write_prometheus_config
+from devstack.readiness import HttpReadyProcess
+from devstack.scenarios import SCENARIOS
 from telemetry.thresholds import THRESHOLDS
 
 HOST: Final = "127.0.0.1"

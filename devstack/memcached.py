@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.devstack.process import ManagedProcess, free_port, require_binary
+from devstack.process import ManagedProcess, free_port, require_binary
 
 
 def memcached_process(

@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.devstack.process import ManagedProcess
+from devstack.process import ManagedProcess
 
 
 def wait_http_ready(url: str, timeout: float = 15.0) -> None:
