@@ -42,6 +42,7 @@ GAP: Final = 0.05
 PANEL_TITLE: Final = 0.3
 MAX_LEGEND_ENTRIES: Final = 8
 MAX_STATS: Final = 6
+BINARY_UNITS: Final = frozenset({"bytes", "binBps"})
 TIME_TICKS: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 
 BACKGROUND: Final = "#111217"
@@ -360,7 +361,12 @@ def _timeseries(
     if every_value and min(every_value) >= 0:
         axes.set_ylim(bottom=0)
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, unit)))
-    axes.yaxis.set_major_locator(MaxNLocator(nbins=max(int(height_in * 1.6), 3)))
+    most = max(int(height_in * 1.6), 3)
+    if unit in BINARY_UNITS:
+        low, high = axes.get_ylim()
+        axes.yaxis.set_major_locator(MultipleLocator(_binary_step(high - low, most)))
+    else:
+        axes.yaxis.set_major_locator(MaxNLocator(nbins=most))
     tick = _time_tick(window.range_seconds, max(int(width * 1.2), 3))
     axes.xaxis.set_major_locator(MultipleLocator(tick))
     clock = "%H:%M:%S" if tick < 60 else "%H:%M"
@@ -393,6 +399,15 @@ def _timeseries(
         title_fontsize=7,
     )
     legend.get_title().set_color(MUTED)
+
+
+def _binary_step(span: float, most: int) -> float:
+    """The smallest power of two giving at most `most` ticks over `span`: byte axes read
+    64 MiB, 128 MiB, not 57.2 MiB, 114 MiB."""
+    step = 1.0
+    while span / step > most:
+        step *= 2
+    return step
 
 
 def _time_tick(range_seconds: float, most: int) -> float:

@@ -257,19 +257,22 @@ def test_unknown_dashboard_exits_2_naming_the_known_ones(tmp_path: Path) -> None
 
 
 # ---------------------------------------------------------------------- real Prometheus
-async def _drive_traffic(stack: Stack, seconds: float) -> None:
-    config = LoadConfig(url=stack.app_url, rate=20, websockets=2, duration=seconds, seed=3)
-    await LoadGenerator(config).run()
-
-
-def _wait_for_samples(prometheus_url: str, expr: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr})
-        if response.status_code == 200 and response.json()["data"]["result"]:
-            return
-        assert time.monotonic() < deadline, f"Prometheus never had {expr}"
-        time.sleep(0.5)
+async def _traffic_until_scraped(stack: Stack, within: float = 60.0) -> None:
+    """Requests and sockets until Prometheus has a request rate (its first scrape of a new
+    target comes a few seconds after it starts)."""
+    config = LoadConfig(url=stack.app_url, rate=20, websockets=2, duration=within, seed=3)
+    expr = "rate(http_server_request_duration_seconds_count[5s]) > 0"
+    async with (
+        LoadGenerator(config),
+        httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10.0) as prometheus,
+    ):
+        deadline = time.monotonic() + within
+        while True:
+            response = await prometheus.get("/api/v1/query", params={"query": expr})
+            if response.status_code == 200 and response.json()["data"]["result"]:
+                return
+            assert time.monotonic() < deadline, f"Prometheus never had {expr}"
+            await asyncio.sleep(0.5)
 
 
 @pytest.mark.prometheus
@@ -287,13 +290,10 @@ def test_committed_dashboards_render_from_a_real_prometheus(tmp_path: Path) -> N
         app_env={"LOG_LEVEL": "warning"},
     )
     with Stack(config) as stack:
-        asyncio.run(_drive_traffic(stack, 6.0))
-        _wait_for_samples(
-            stack.prometheus_url, "rate(http_server_request_duration_seconds_count[5s])"
-        )
+        asyncio.run(_traffic_until_scraped(stack))
         out = tmp_path / "preview"
         done = preview(
-            "--prometheus", stack.prometheus_url, "--out", str(out), "--range", "2m",
+            "--prometheus", stack.prometheus_url, "--out", str(out), "--range", "1m",
             "--scrape-interval", "1s",
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
