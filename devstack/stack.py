@@ -259,12 +259,16 @@ class Stack:
 def describe(stack: Stack, out: TextIO) -> None:
     pid = stack.app.proc.pid if stack.app is not None and stack.app.proc is not None else "?"
     rules = stack.rules_file or "alerts/rules/ (committed)"
+    interval = stack.config.scrape_interval
+    scrape = f" --scrape-interval {interval}" if interval else ""
     out.write(
         f"market-stack: everything on {HOST}; configs and logs in {stack.workdir}\n"
         f"  app           {stack.app_url}  (pid {pid}, fault injection on)\n"
         f"  memcached     {stack.memcached_address}\n"
         f"  prometheus    {stack.prometheus_url}  (rules: {rules})\n"
         f"  alertmanager  {stack.alertmanager_url}\n"
+        f"Dashboards without Grafana: python -m dashboards.preview --prometheus "
+        f"{stack.prometheus_url} --out {stack.workdir / 'preview'}{scrape}\n"
         f"Provoke an alert: market-load --url {stack.app_url} --scenario NAME "
         f"(see market-load --list); MarketApiDown: kill -STOP {pid}, then kill -CONT {pid}.\n"
         "Ctrl-C stops everything.\n"

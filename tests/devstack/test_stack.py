@@ -232,6 +232,11 @@ def test_cli_prints_the_urls_and_ctrl_c_stops_everything(tmp_path: Path) -> None
             f"127.0.0.1:{config.memcached_port}",
         ):
             assert url in text
+        preview = (
+            "python -m dashboards.preview --prometheus "
+            f"http://127.0.0.1:{config.prometheus_port} --out {tmp_path / 'preview'}\n"
+        )
+        assert preview in text
         deadline = time.monotonic() + 30
         while "[steady]" not in proc.stdout.readline():
             assert time.monotonic() < deadline, "no progress line from the load generator"
