@@ -12,7 +12,7 @@ from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards import catalog, skeleton
-from dashboards.links import dashboard_link
+from dashboards.links import dashboard_link, runbooks
 from dashboards.panels import (
     prometheus_table,
     query,
@@ -85,7 +85,6 @@ def build() -> models.Dashboard:
                     query(
                         f"count({selector('ALERTS', _FIRING, per_instance=False)}) or vector(0)",
                         "firing",
-                        instant=True,
                     )
                 ],
                 mappings=[value_mapping({0: ("0", "green")})],
@@ -96,9 +95,9 @@ def build() -> models.Dashboard:
         .with_panel(
             prometheus_table(
                 "Firing alerts",
-                "Which alerts fire now, by name, severity and instance; each has a runbook "
-                "section (link above). Instance is empty for job-wide alerts (cache hit rate, "
-                "latency).",
+                "Which alerts fire now, by name, severity and instance; the runbooks (link in "
+                "the panel menu) have a section per alert name. Instance is empty for "
+                "job-wide alerts (cache hit rate, latency).",
                 "short",
                 [
                     query(
@@ -109,6 +108,7 @@ def build() -> models.Dashboard:
                     )
                 ],
                 hidden_columns=["Time", "Value"],
+                links=[runbooks()],
                 no_value="No alert is firing",
                 size=(8, 8),
             )
