@@ -106,6 +106,7 @@ def build() -> models.Dashboard:
                 "ops",
                 [query(sum_rate("cache_fallbacks_total", by_labels=("reason",)), "{{reason}}")],
                 stacked=True,
+                no_value="No fallback",
             )
         )
         .with_panel(

@@ -178,6 +178,10 @@ def _dashboard_problems(
     variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
     yield from _variable_problems(variables)
     datasource_default = variables.get(DATASOURCE_VARIABLE, {}).get("current", {}).get("value")
+    for name, variable in variables.items():
+        if "datasource" in variable:
+            problems = _datasource_problems(variable["datasource"], datasource_default)
+            yield from (f"variable {name!r}: {p}" for p in problems)
     for link in dashboard.get("links", []):
         yield from (f"dashboard link: {p}" for p in _link_problems(link, dashboards))
     ids = Counter(p.get("id") for p in _all_panels(dashboard))

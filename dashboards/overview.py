@@ -12,7 +12,7 @@ from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards import catalog, skeleton
-from dashboards.links import dashboard_link
+from dashboards.links import dashboard_link, runbooks
 from dashboards.panels import (
     prometheus_table,
     query,
@@ -24,6 +24,7 @@ from dashboards.promql import quantile, ratio_or_zero, selector, sum_rate
 from telemetry.thresholds import (
     CACHE_HIT_RATE_LOW,
     CACHE_HIT_RATIO,
+    CACHE_MIN_REQUEST_RATE,
     HIGH_LATENCY,
     HTTP_DURATION_QUANTILE,
     LATENCY_QUANTILE,
@@ -35,10 +36,12 @@ from telemetry.thresholds import (
 )
 
 HTTP_DURATION = "http_server_request_duration_seconds"
+LATENCY_PANELS = (0.5, LATENCY_QUANTILE, 0.99)
+"""One latency panel per quantile; the middle one is the quantile the alert judges."""
 _FIRING = 'alertstate="firing"'
 
 
-def _latency(q: float, size: tuple[int, int]) -> timeseries.Panel:
+def _latency(q: float) -> timeseries.Panel:
     """One quantile per route; the alert judges p95 over all routes, drawn as the dashed line."""
     targets = [
         query(
@@ -63,7 +66,7 @@ def _latency(q: float, size: tuple[int, int]) -> timeseries.Panel:
         targets,
         alerts=[HIGH_LATENCY],
         links=[dashboard_link(*catalog.SLOW_REQUESTS)],
-        size=size,
+        size=(8, 9),
     )
 
 
@@ -85,7 +88,6 @@ def build() -> models.Dashboard:
                     query(
                         f"count({selector('ALERTS', _FIRING, per_instance=False)}) or vector(0)",
                         "firing",
-                        instant=True,
                     )
                 ],
                 mappings=[value_mapping({0: ("0", "green")})],
@@ -96,9 +98,9 @@ def build() -> models.Dashboard:
         .with_panel(
             prometheus_table(
                 "Firing alerts",
-                "Which alerts fire now, by name, severity and instance; each has a runbook "
-                "section (link above). Instance is empty for job-wide alerts (cache hit rate, "
-                "latency).",
+                "Which alerts fire now, by name, severity and instance; the runbooks (link in "
+                "the panel menu) have a section per alert name. Instance is empty for "
+                "job-wide alerts (cache hit rate, latency).",
                 "short",
                 [
                     query(
@@ -109,6 +111,7 @@ def build() -> models.Dashboard:
                     )
                 ],
                 hidden_columns=["Time", "Value"],
+                links=[runbooks()],
                 no_value="No alert is firing",
                 size=(8, 8),
             )
@@ -120,7 +123,7 @@ def build() -> models.Dashboard:
                 f"{SERVICE_DOWN.alert} fires when one stays down for "
                 f"{SERVICE_DOWN.for_duration} or the job has no target at all.",
                 "short",
-                [query(f"sum({selector('up')})", "up", instant=True)],
+                [query(f"sum({selector('up')})", "up")],
                 mappings=[value_mapping({0: ("down", "red")})],
                 size=(4, 8),
             )
@@ -159,7 +162,7 @@ def build() -> models.Dashboard:
                 "of the job together: the recording rule the alert reads, so it ignores the "
                 f"instance filter. {CACHE_HIT_RATE_LOW.alert} fires below the dashed line "
                 "while the job does at least "
-                f"{CACHE_HIT_RATE_LOW.guard.value if CACHE_HIT_RATE_LOW.guard else 0:g} "
+                f"{CACHE_MIN_REQUEST_RATE:g} "
                 "lookup/s. Per namespace and backend: the cache dashboard.",
                 "percentunit",
                 [query(selector(CACHE_HIT_RATIO, per_instance=False), "{{job}}")],
@@ -187,8 +190,8 @@ def build() -> models.Dashboard:
             )
         )
     )
-    for q, size in ((0.5, (8, 9)), (LATENCY_QUANTILE, (8, 9)), (0.99, (8, 9))):
-        dashboard = dashboard.with_panel(_latency(q, size))
+    for q in LATENCY_PANELS:
+        dashboard = dashboard.with_panel(_latency(q))
     dashboard = dashboard.with_panel(
         time_series(
             "Resident memory (RSS)",

@@ -114,7 +114,10 @@ def time_series(
     size: tuple[int, int] = (12, 8),
     stacked: bool = False,
     soft_max: float | None = None,
+    no_value: str | None = None,
 ) -> timeseries.Panel:
+    """`no_value` replaces Grafana's "No data" for series that exist only once something
+    happened (a fallback, a 5xx): there, no data is the good news and should read so."""
     panel = (
         timeseries.Panel()
         .line_width(1)
@@ -146,6 +149,8 @@ def time_series(
         ).fill_opacity(40)
     if soft_max is not None:
         panel = panel.axis_soft_max(soft_max)
+    if no_value is not None:
+        panel = panel.no_value(no_value)
     return _dress(panel, title, description, unit, targets, alerts, links, size)
 
 

@@ -26,7 +26,11 @@ LOOP_LAG = "python_event_loop_lag_seconds"
 
 
 def _prom_duration(seconds: int) -> str:
-    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds}s"
+    """A PromQL range as the alert rules spell it: whole hours, else minutes, else seconds."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def build() -> models.Dashboard:

@@ -85,6 +85,7 @@ def build() -> models.Dashboard:
                     )
                 ],
                 size=(8, 8),
+                no_value="No 5xx",
             )
         )
         .with_panel(

@@ -100,6 +100,7 @@ def build() -> models.Dashboard:
                 "`slow_consumer_closes` counts the former alone).",
                 "cps",
                 [query(sum_rate(CLOSED, TRY_AGAIN_LATER, by_labels=("instance",)), "{{instance}}")],
+                no_value="No 1013 close",
             )
         )
         .with_panel(
@@ -127,6 +128,7 @@ def build() -> models.Dashboard:
                     ),
                 ],
                 size=(24, 8),
+                no_value="No session ended",
             )
         )
     )

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.cog import plugins
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards import catalog
 from dashboards.generate import main, rendered
@@ -60,3 +65,28 @@ def test_a_dashboard_whose_uid_is_gone_is_stale_and_removed(tmp_path: Path) -> N
     assert main(["--output-dir", str(tmp_path)]) == 0
     assert not orphan.exists()
     assert unrelated.exists()
+
+
+def contained(part: Any, whole: Any) -> bool:
+    """`part` is `whole` with some default-valued keys left out."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(
+            k in whole and contained(v, whole[k]) for k, v in part.items()
+        )
+    if isinstance(part, list):
+        return (
+            isinstance(whole, list)
+            and len(part) == len(whole)
+            and all(contained(p, w) for p, w in zip(part, whole, strict=True))
+        )
+    return bool(part == whole)
+
+
+def test_the_json_fits_the_sdk_models_of_grafana_11_6() -> None:
+    # Parsing with the SDK's models and encoding again keeps every field: nothing in the JSON
+    # is unknown to the schema the SDK build was generated from (the model adds defaults only).
+    plugins.register_default_plugins()
+    for text in COMMITTED.values():
+        data = json.loads(text)
+        again = json.loads(json.dumps(models.Dashboard.from_json(data), cls=JSONEncoder))
+        assert contained(data, again), data["uid"]

@@ -141,6 +141,10 @@ def datasource_default(d: Dashboard) -> None:
     d["templating"]["list"][0]["current"]["value"] = "other"
 
 
+def variable_datasource(d: Dashboard) -> None:
+    d["templating"]["list"][1]["datasource"] = {"type": "prometheus", "uid": "mimir"}
+
+
 def no_exemplars(d: Dashboard) -> None:
     first_panel(d, "Latency p99")["targets"][0]["exemplar"] = False
 
@@ -170,6 +174,7 @@ BREACHES = {
     "points at no runbook section": (OVERVIEW, add_link("Request rate", "docs/runbooks.md#nope")),
     "neither a dashboard nor a runbook": (OVERVIEW, add_link("Request rate", "https://x.test")),
     "latency without exemplars": (OVERVIEW, no_exemplars),
+    "variable 'job': datasource uid 'mimir'": (OVERVIEW, variable_datasource),
 }
 
 
