@@ -42,7 +42,7 @@ class PreviewError(Exception):
     """Nothing can be drawn: the message is the whole explanation."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Render the Grafana dashboards to PNG from a live Prometheus, without Grafana.",
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, window: QueryWindow) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.timeout <= 0:

@@ -112,6 +112,12 @@ def _unit(panel: Mapping[str, Any]) -> str:
     return str(defaults.get("unit") or "")
 
 
+def _no_value(panel: Mapping[str, Any]) -> str:
+    """What Grafana writes on a panel without data: the panel's `noValue`, else "No data"."""
+    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
+    return str(defaults.get("noValue") or "No data")
+
+
 def _step_color(value: float, steps: Sequence[tuple[float | None, str]]) -> str:
     color = GRAFANA_COLORS["green"]
     for threshold, step_color in steps:
@@ -358,7 +364,12 @@ def _timeseries(
             va="bottom",
             parse_math=False,
         )
-    if every_value and min(every_value) >= 0:
+    if not every_value or max(map(abs, every_value)) == 0:
+        # Nothing but zeros (or NaN): an axis from 0 to 1 or past the highest threshold, not a
+        # zoom into rounding noise.
+        marks = [t for t, _ in threshold_steps(data.panel) if t is not None and t > 0]
+        axes.set_ylim(0, max([1.0, *(1.1 * m for m in marks)]))
+    elif min(every_value) >= 0:
         axes.set_ylim(bottom=0)
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, unit)))
     most = max(int(height_in * 1.6), 3)
@@ -373,21 +384,23 @@ def _timeseries(
     axes.xaxis.set_major_formatter(
         FuncFormatter(lambda v, _pos: datetime.fromtimestamp(v, UTC).strftime(clock))
     )
-    if lines == 0:
+    if not every_value:
+        # No series, or only NaN points (a quantile of an empty window): nothing to see.
         axes.text(
             0.5,
             0.5,
-            "No data",
+            _no_value(data.panel),
             transform=axes.transAxes,
             color=MUTED,
             ha="center",
             va="center",
             parse_math=False,
         )
+    if lines == 0:
         return
     extra = lines - MAX_LEGEND_ENTRIES
     legend = axes.legend(
-        loc="upper left",
+        loc="best",
         fontsize=7,
         ncol=2 if lines > 3 and width > 5 else 1,
         frameon=True,
@@ -441,7 +454,7 @@ def _stat(canvas: _Canvas, body: tuple[float, float, float, float], data: PanelD
         return
     values = _values(data)
     if not values:
-        _message(canvas, body, "No data", MUTED, fontsize=13)
+        _message(canvas, body, _no_value(data.panel), MUTED, fontsize=13)
         return
     left, top, width, height_in = body
     unit = _unit(data.panel)
@@ -485,7 +498,7 @@ def _table(canvas: _Canvas, body: tuple[float, float, float, float], data: Panel
         (s.labels, s.last) for r in data.results for s in r.series if s.values
     ]
     if not rows:
-        _message(canvas, body, "No data", MUTED, fontsize=13)
+        _message(canvas, body, _no_value(data.panel), MUTED, fontsize=13)
         return
     left, top, width, height_in = body
     unit = _unit(data.panel)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboards.preview import main
+from dashboards.preview import build_parser, main
 from dashboards.queries import load_dashboards
 from devstack.loadgen import LoadConfig, LoadGenerator
 from devstack.process import free_port
@@ -300,3 +300,16 @@ def test_committed_dashboards_render_from_a_real_prometheus(tmp_path: Path) -> N
     for uid in dashboards:
         assert f"{uid}: " in done.stdout
         assert_real_png(out / f"{uid}.png")
+
+
+def test_the_docs_section_names_every_option_and_shows_a_real_picture() -> None:
+    section = (
+        (REPO_ROOT / "docs" / "dashboards.md").read_text().split("## Preview without Grafana", 1)[1]
+    )
+    options = [a.option_strings[-1] for a in build_parser()._actions if a.option_strings]
+    missing = [o for o in options if o != "--help" and f"`{o}" not in section and o not in section]
+    assert not missing, f"options not documented: {missing}"
+    picture = REPO_ROOT / "docs" / "images" / "market-api-overview.png"
+    assert "(images/market-api-overview.png)" in section
+    assert_real_png(picture, min_bytes=50_000)
+    assert picture.stat().st_size < 400_000, "keep the README picture small"
