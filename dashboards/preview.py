@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--range", default="15m", help="time range shown (default 15m)")
     parser.add_argument(
+        "--end",
+        help="when the range ends: unix seconds or an ISO 8601 time, UTC unless it says "
+        "otherwise (default: now)",
+    )
+    parser.add_argument(
         "--scrape-interval",
         default=f"{DEFAULT_SCRAPE_INTERVAL:g}s",
         help="Prometheus's scrape interval, for $__rate_interval (default 15s)",
@@ -72,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per query")
     return parser
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds from `1764657000`, `2026-12-02T06:30:00Z` or `2026-12-02 06:30` (UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--end {text!r} is neither unix seconds nor an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def select(dashboards: dict[str, dict[str, object]], uids: Sequence[str] | None) -> list[str]:
@@ -130,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window = QueryWindow(
             range_seconds=parse_duration(args.range),
             scrape_interval=parse_duration(args.scrape_interval),
+            end=None if args.end is None else parse_time(args.end),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -378,7 +378,7 @@ def _timeseries(
         axes.yaxis.set_major_locator(MultipleLocator(_binary_step(high - low, most)))
     else:
         axes.yaxis.set_major_locator(MaxNLocator(nbins=most))
-    tick = _time_tick(window.range_seconds, max(int(width * 1.2), 3))
+    tick = _time_tick(window.range_seconds, min(max(int(width * 0.9), 3), 10))
     axes.xaxis.set_major_locator(MultipleLocator(tick))
     clock = "%H:%M:%S" if tick < 60 else "%H:%M"
     axes.xaxis.set_major_formatter(

@@ -13,13 +13,14 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from dashboards.preview import build_parser, main
+from dashboards.preview import build_parser, main, parse_time
 from dashboards.queries import load_dashboards
 from devstack.loadgen import LoadConfig, LoadGenerator
 from devstack.process import free_port
@@ -313,3 +314,29 @@ def test_the_docs_section_names_every_option_and_shows_a_real_picture() -> None:
     assert "(images/market-api-overview.png)" in section
     assert_real_png(picture, min_bytes=50_000)
     assert picture.stat().st_size < 400_000, "keep the README picture small"
+
+
+def test_end_places_the_range_in_the_past(tmp_path: Path) -> None:
+    json_dir = write_dashboards(tmp_path / "json", fixture_dashboard())
+    with fake_prometheus() as prom:
+        argv = ["--prometheus", prom.url, "--out", str(tmp_path), "--json-dir", str(json_dir)]
+        assert main([*argv, "--end", "2026-12-02T06:30:00Z", "--range", "5m"]) == 0
+    [ranged] = [r for r in prom.requests if r.path == "/api/v1/query_range"]
+    end = datetime(2026, 12, 2, 6, 30, tzinfo=UTC).timestamp()
+    assert float(ranged.params["end"]) == end
+    assert float(ranged.params["start"]) == end - 300
+
+
+@pytest.mark.parametrize("end", ["1796193000", "2026-12-02 06:30", "2026-12-02T07:30:00+01:00"])
+def test_end_formats(end: str) -> None:
+    assert parse_time(end) == datetime(2026, 12, 2, 6, 30, tzinfo=UTC).timestamp()
+
+
+def test_a_malformed_option_is_a_usage_error(tmp_path: Path) -> None:
+    for bad in (["--range", "soon"], ["--end", "yesterday"], ["--scrape-interval", "0s"]):
+        done = preview("--prometheus", "http://127.0.0.1:9", "--out", str(tmp_path), *bad)
+        assert done.returncode == 2, bad
+        assert "Traceback" not in done.stderr
+        assert (
+            done.stderr.strip().splitlines()[-1].startswith("python -m dashboards.preview: error: ")
+        ), done.stderr
