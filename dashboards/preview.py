@@ -54,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="directory for <uid>.png")
     parser.add_argument(
         "--dashboard",
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="UID",
-        help="only this dashboard (repeatable; default: every dashboard)",
+        help="only these dashboards (one or more uids, repeatable; default: every dashboard)",
     )
     parser.add_argument("--range", default="15m", help="time range shown (default 15m)")
     parser.add_argument(

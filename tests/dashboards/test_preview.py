@@ -228,6 +228,18 @@ def test_a_refused_query_is_drawn_on_its_panel_and_the_rest_still_render(
     assert_real_png(tmp_path / "fixture.png")
 
 
+def test_dashboard_picks_one_or_more_uids(tmp_path: Path) -> None:
+    json_dir = write_dashboards(
+        tmp_path / "json", *(fixture_dashboard(uid) for uid in ("a", "b", "c"))
+    )
+    with fake_prometheus() as prom:
+        argv = ["--prometheus", prom.url, "--out", str(tmp_path / "out"), "--json-dir"]
+        assert main([*argv, str(json_dir), "--dashboard", "c", "a"]) == 0
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+        assert main([*argv, str(json_dir), "--dashboard", "b", "--dashboard", "b"]) == 0
+    assert (tmp_path / "out" / "b.png").is_file()
+
+
 def test_unreachable_prometheus_exits_2_with_one_line(tmp_path: Path) -> None:
     json_dir = write_dashboards(tmp_path / "json", fixture_dashboard())
     url = f"http://127.0.0.1:{free_port()}"
