@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,10 @@ from tests.compose import stack
 CONFIG = stack.prometheus()
 
 
-def job(name: str) -> dict[str, object]:
-    [found] = [j for j in CONFIG["scrape_configs"] if j["job_name"] == name]
-    return found
+def job(name: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [j for j in CONFIG["scrape_configs"] if j["job_name"] == name]
+    [only] = found
+    return only
 
 
 @pytest.mark.prometheus
@@ -47,7 +49,7 @@ def test_promtool_accepts_the_config_and_its_rules(tmp_path: Path) -> None:
 def test_the_direct_scrape_job_is_named_after_the_service_and_keeps_only_up() -> None:
     direct = job(JOB)
     assert direct["metrics_path"] == "/metrics"
-    [target] = direct["static_configs"][0]["targets"]  # type: ignore[index]
+    [target] = direct["static_configs"][0]["targets"]
     host, port = stack.host_port(target)
     assert port in stack.listening_ports()[host]
     assert direct["metric_relabel_configs"] == [
@@ -59,7 +61,7 @@ def test_the_direct_scrape_job_is_named_after_the_service_and_keeps_only_up() ->
 def test_the_collector_job_keeps_the_job_and_instance_the_collector_derived() -> None:
     scraped = job("otel-collector")
     assert scraped["honor_labels"] is True
-    [target] = scraped["static_configs"][0]["targets"]  # type: ignore[index]
+    [target] = scraped["static_configs"][0]["targets"]
     host, port = stack.host_port(target)
     assert host == "otel-collector"
     assert port == stack.host_port(stack.collector()["exporters"]["prometheus"]["endpoint"])[1]
