@@ -8,7 +8,8 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages of the real servers the tests start: binary:package
 SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
-           prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+           prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
+           docker-compose:docker-compose
 PYTEST_ARGS ?=
 
 .PHONY: help run test lint typecheck unit system-deps bench stack clean
