@@ -86,8 +86,8 @@ def job_and_instance(resource: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _points(metric: Metric) -> Iterable[Any]:
-    data = metric.WhichOneof("data")
-    return getattr(metric, str(data)).data_points
+    points: Iterable[Any] = getattr(metric, str(metric.WhichOneof("data"))).data_points
+    return points
 
 
 def series(
