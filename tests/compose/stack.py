@@ -41,7 +41,9 @@ ALERTMANAGER_DEFAULT_PORT: Final = 9093
 GRAFANA_DEFAULT_PORT: Final = 3000
 MEMCACHED_DEFAULT_PORT: Final = 11211
 
-_ADDRESS: Final = re.compile(r"^(?:[a-z]+://)?([a-z][a-z0-9-]*):([0-9]{1,5})(?:/.*)?$")
+_ADDRESS: Final = re.compile(
+    r"^(?:[a-z]+://)?([a-z][a-z0-9-]*|[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+):([0-9]{1,5})(?:/.*)?$"
+)
 
 
 def load_yaml(path: Path) -> Any:
@@ -83,7 +85,7 @@ def environment(service: str) -> dict[str, str]:
 
 def host_port(address: str) -> tuple[str, int]:
     """`http://tempo:3200/x`, `tempo:4317` or `0.0.0.0:4317` -> (host, port)."""
-    match = _ADDRESS.fullmatch(address) or re.fullmatch(r"^([0-9.]+):([0-9]{1,5})$", address)
+    match = _ADDRESS.fullmatch(address)
     if match is None:
         raise ValueError(f"{address!r} is not host:port or a URL with a port")
     return match.group(1), int(match.group(2))

@@ -13,7 +13,12 @@ CONFIG = stack.tempo()
 def test_the_compose_file_runs_tempo_with_this_config() -> None:
     target = stack.container_path(stack.TEMPO_CONFIG, "tempo")
     assert stack.services()["tempo"]["command"] == [f"-config.file={target}"]
-    assert f"-config.file={target}" in stack.services()["tempo"]["healthcheck"]["test"]
+    probe = stack.services()["tempo"]["healthcheck"]["test"]
+    assert f"-config.file={target}" in probe
+    assert "-health" in probe
+    [url] = [arg.split("=", 1)[1] for arg in probe if arg.startswith("-health.url=")]
+    assert url.endswith("/ready")
+    assert stack.host_port(url) == ("127.0.0.1", CONFIG["server"]["http_listen_port"])
 
 
 def test_the_otlp_receiver_listens_for_other_containers() -> None:
