@@ -59,7 +59,7 @@ class ExporterStandIn:
         base = {"job": JOB, "instance": INSTANCE, "otel_scope_name": "market-api"}
         route = {**base, "http_request_method": "GET", "http_route": "/api/market/movers"}
         histogram = HistogramMetricFamily(
-            "http_server_request_duration_seconds", "Duration of HTTP requests.", labels=route
+            "http_server_request_duration_seconds", "Duration of HTTP requests.", labels=list(route)
         )
         slow = Exemplar({"trace_id": TRACE_ID, "span_id": SPAN_ID}, 0.3, time.time())
         buckets: list[Any] = [(repr(b), self.scrapes) for b in HTTP_DURATION_BUCKETS]
@@ -73,7 +73,7 @@ class ExporterStandIn:
             "cache_result": "hit",
             "cache_backend": "memory",
         }
-        counter = CounterMetricFamily("cache_requests", "Cache reads by result.", labels=hits)
+        counter = CounterMetricFamily("cache_requests", "Cache reads by result.", labels=list(hits))
         counter.add_metric(list(hits.values()), 10.0 * self.scrapes, created=time.time() - 60)
         yield counter
 
@@ -82,7 +82,7 @@ class ExporterStandIn:
 def exporter() -> Iterator[tuple[int, ExporterStandIn]]:
     registry = CollectorRegistry()
     stand_in = ExporterStandIn()
-    registry.register(stand_in)  # type: ignore[arg-type]
+    registry.register(stand_in)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
