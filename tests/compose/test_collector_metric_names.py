@@ -63,6 +63,9 @@ class BothPaths:
     scraped: str
     """/metrics, read after the last export."""
     exported_trace_ids: frozenset[str]
+    openmetrics_content_type: str
+    """What /metrics answers to a scraper asking for OpenMetrics first (as Prometheus does)."""
+    openmetrics_body: str
 
 
 async def drive(receiver: OtlpReceiver, memcached_address: str) -> BothPaths:
@@ -92,9 +95,12 @@ async def drive(receiver: OtlpReceiver, memcached_address: str) -> BothPaths:
                 lambda: {m.name for _, _, m in receiver.scoped_metrics()} >= EVERY_FAMILY,
             )
             scraped = (await http.get("/metrics")).text
+            asked = await http.get(
+                "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+            )
     latest = {metric.name: (r, s, metric) for r, s, metric in receiver.scoped_metrics()}
     traces = frozenset(span.trace_id.hex() for _, span in receiver.spans())
-    return BothPaths(latest, scraped, traces)
+    return BothPaths(latest, scraped, traces, asked.headers["content-type"], asked.text)
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +170,12 @@ def test_latency_exemplars_carry_the_trace_id_of_an_exported_trace(paths: BothPa
         assert set(label) == {"trace_id", "span_id"}
         assert len(label["trace_id"]) == 32
         assert label["trace_id"] in paths.exported_trace_ids, "the trace_id link resolves"
+
+
+def test_exemplars_reach_prometheus_only_through_the_collector(paths: BothPaths) -> None:
+    """/metrics answers in the Prometheus text format, which has no exemplars, whatever the
+    scraper asks: the `trace_id` exemplars Grafana links come from the Collector's OpenMetrics
+    (and Tempo's span metrics), so the Compose stack scrapes the Collector for the series."""
+    assert paths.openmetrics_content_type.startswith("text/plain")
+    assert " # {" not in paths.openmetrics_body
+    assert "trace_id" not in paths.openmetrics_body
