@@ -143,8 +143,9 @@ class Settings(BaseSettings):
         0.25, gt=0, description="Seconds between event-loop lag probes."
     )
     grafana_dashboard_url: str = Field(
-        "http://127.0.0.1:3000/d/market-api/market-api",
-        description="Where GET /performance redirects: the service's Grafana dashboard.",
+        "http://127.0.0.1:3000/d/market-api/market-api-overview",
+        description="Where GET /performance redirects: the overview dashboard on the Compose "
+        "stack's Grafana (uid market-api).",
     )
 
     # --- Alerting (Alertmanager webhook) ---------------------------------------------------

@@ -65,3 +65,12 @@ async def test_views_answer_503_when_telemetry_is_off(monkeypatch: pytest.Monkey
             assert response.json()["error"] == "telemetry_disabled"
         summary = (await client.get("/api/monitoring/performance/summary")).json()
         assert summary["api"] == {"telemetry": "disabled"}
+
+
+async def test_performance_redirects_to_the_overview_dashboard_by_default() -> None:
+    async with running_app(create_app(make_settings())) as (client, _):
+        response = await client.get("/performance", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == (
+        "http://127.0.0.1:3000/d/market-api/market-api-overview"
+    )
