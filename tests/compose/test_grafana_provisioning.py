@@ -11,13 +11,26 @@ from typing import Any
 
 import pytest
 
+from dashboards.datasources import (
+    ALERTMANAGER_TYPE,
+    ALERTMANAGER_UID,
+    PROMETHEUS_TYPE,
+    PROMETHEUS_UID,
+    PROVISIONED_UIDS,
+    TEMPO_TYPE,
+    TEMPO_UID,
+)
 from tests.compose import stack
 
 DATASOURCES: list[dict[str, Any]] = stack.load_yaml(stack.DATASOURCES_FILE)["datasources"]
 BY_UID = {d["uid"]: d for d in DATASOURCES}
 PROVISIONING_FILES = sorted(stack.PROVISIONING_DIR.rglob("*.yaml"))
 DASHBOARDS = sorted(stack.DASHBOARDS_JSON_DIR.glob("*.json"))
-EXPECTED = {"prometheus": "prometheus", "tempo": "tempo", "alertmanager": "alertmanager"}
+EXPECTED = {
+    PROMETHEUS_UID: PROMETHEUS_TYPE,
+    TEMPO_UID: TEMPO_TYPE,
+    ALERTMANAGER_UID: ALERTMANAGER_TYPE,
+}
 """uid -> type, fixed: the generated dashboards refer to datasources by these uids."""
 
 
@@ -37,6 +50,7 @@ def uid_references(node: Any) -> Iterator[str]:
 
 def test_the_fixed_uids_exist_with_their_types() -> None:
     assert {uid: d["type"] for uid, d in BY_UID.items()} == EXPECTED
+    assert set(BY_UID) == PROVISIONED_UIDS
     assert [d["uid"] for d in DATASOURCES if d.get("isDefault")] == ["prometheus"]
     assert BY_UID["alertmanager"]["jsonData"]["implementation"] == "prometheus"
 

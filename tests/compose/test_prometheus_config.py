@@ -58,6 +58,17 @@ def test_the_direct_scrape_job_is_named_after_the_service_and_keeps_only_up() ->
     assert not direct.get("honor_labels")
 
 
+def test_up_and_the_collector_series_share_the_instance_label() -> None:
+    """`instance` of `up` is the scrape address; of the Collector's series, service.instance.id."""
+    [target] = job(JOB)["static_configs"][0]["targets"]
+    attributes = dict(
+        pair.split("=", 1)
+        for pair in stack.environment("app")["OTEL_RESOURCE_ATTRIBUTES"].split(",")
+    )
+    assert attributes["service.instance.id"] == target
+    assert "scale" not in stack.services()["app"].get("deploy", {}), "one instance, one id"
+
+
 def test_the_collector_job_keeps_the_job_and_instance_the_collector_derived() -> None:
     scraped = job("otel-collector")
     assert scraped["honor_labels"] is True
