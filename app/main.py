@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.alerting import AlertHistory
@@ -123,7 +124,9 @@ def create_app(
             yield
             # Teardown runs in reverse order of the callbacks pushed above.
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets the app serves itself (fastapi-offline ships them): the
+    # docs work on a machine with no route to a public CDN.
+    app = FastAPIOffline(
         title="Market API",
         version=__version__,
         description="Market data for trading dashboards over REST and WebSocket.",
