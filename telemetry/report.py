@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from telemetry.bottlenecks import AlertState
 from telemetry.runtime import Telemetry
 from telemetry.window import histogram_quantile
 
@@ -99,8 +100,12 @@ def system_section(telemetry: Telemetry) -> dict[str, Any]:
 
 
 def bottlenecks_report(telemetry: Telemetry) -> dict[str, Any]:
+    """`breached`: conditions that hold now; of those, `firing` have held for the rule's `for:`
+    and `pending` not yet, the states Prometheus would report."""
     checks = telemetry.bottlenecks()
     return {
         "breached": [c.alert for c in checks if c.breached],
+        "pending": [c.alert for c in checks if c.state is AlertState.PENDING],
+        "firing": [c.alert for c in checks if c.state is AlertState.FIRING],
         "checks": [c.as_dict() for c in checks],
     }
