@@ -25,6 +25,7 @@ from app.services import Services
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
 from app.upstream.factory import build_exchange_client
+from app.upstream.health import HealthTrackedExchange, UpstreamHealth
 from app.ws.lifecycle import start_realtime
 from telemetry.runtime import Telemetry
 from telemetry.setup import build_telemetry, instrument_app
@@ -85,6 +86,9 @@ def create_app(
                 # Inside the telemetry wrapper, so upstream spans include the injected latency.
                 exchange = faults.wrap_upstream(exchange)
                 stack.push_async_callback(faults.close)
+            # Outside the faults, so health sees injected failures as callers do.
+            upstream_health = UpstreamHealth()
+            exchange = HealthTrackedExchange(exchange, upstream_health)
             if pipeline is not None:
                 exchange = pipeline.instrument_upstream(exchange)
 
@@ -112,6 +116,7 @@ def create_app(
                 settings=settings,
                 cache=cache,
                 upstream=exchange,
+                upstream_health=upstream_health,
                 market=market_service,
                 telemetry=pipeline,
                 ws=ws,

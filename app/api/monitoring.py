@@ -64,11 +64,12 @@ async def metrics_cache(services: AppServices) -> dict[str, Any]:
 
 @router.get("/health")
 async def health(services: AppServices) -> dict[str, Any]:
-    """200 while the service can answer; `degraded` while the in-memory fallback serves."""
+    """200 while the service can answer; `degraded` while the in-memory fallback serves or the
+    latest upstream call failed."""
     cache = await services.cache.health()
     components: dict[str, Any] = {
         "cache": cache,
-        "upstream": {"status": "ok", "calls": services.upstream.calls},
+        "upstream": {**services.upstream_health.report(), "calls": services.upstream.calls},
     }
     status = "degraded" if any(c["status"] != "ok" for c in components.values()) else "ok"
     return {"status": status, "components": components}
