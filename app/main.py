@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.alerting import AlertHistory
 from app.alerting.live import broadcast_to
-from app.api import admin, alerts, market, monitoring, performance, websocket
+from app.api import admin, alerts, market, monitoring, performance, runbooks, websocket
 from app.cache import build_cache_manager
 from app.errors import install_error_handlers
 from app.faults import FaultInjector
@@ -146,6 +146,7 @@ def create_app(
     app.include_router(market.router)
     app.include_router(monitoring.router)
     app.include_router(performance.router)
+    app.include_router(runbooks.router)
     app.include_router(websocket.router)
     app.include_router(alerts.router)
     if settings.enable_fault_injection:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.api.runbooks import runbook_page
 from app.errors import error_response
 from app.services import Services, get_services
 from telemetry.report import api_section, bottlenecks_report, system_section
@@ -41,11 +42,12 @@ async def metrics_api(services: AppServices) -> dict[str, Any] | Response:
 
 
 @router.get(f"{PREFIX}/bottlenecks", response_model=None)
-async def bottlenecks(services: AppServices) -> dict[str, Any] | Response:
+async def bottlenecks(request: Request, services: AppServices) -> dict[str, Any] | Response:
     """Which alert thresholds are breached now, judged like the alert rules judge them."""
     if services.telemetry is None:
         return _disabled()
-    return bottlenecks_report(services.telemetry)
+    page = runbook_page(services.settings.runbook_base_url, str(request.base_url))
+    return bottlenecks_report(services.telemetry, page)
 
 
 @router.get("/performance", include_in_schema=False)

@@ -43,7 +43,7 @@ async def test_metrics_api_and_bottlenecks() -> None:
         check = by_alert[threshold.alert]
         assert check["threshold"] == threshold.value
         assert check["severity"] == str(threshold.severity)
-        assert check["runbook_url"] == threshold.runbook_url
+        assert check["runbook_url"] == f"http://test/runbooks#{threshold.runbook_anchor}"
     assert by_alert["MarketApiMemoryHigh"]["value"] > 0
     assert report["breached"] == [c["alert"] for c in report["checks"] if c["breached"]]
     assert report["firing"] == [c["alert"] for c in report["checks"] if c["state"] == "firing"]
