@@ -86,18 +86,16 @@ class RecentWindow:
         self.interval = interval
         self._on_sample = on_sample
         self._ring: deque[Snapshot] = deque(maxlen=max(2, math.ceil(horizon / interval) + 1))
-        self._sampler = Periodic("telemetry-window", interval, self.sample)
+        self._sampler = Periodic("telemetry-window", interval, self._sample)
 
-    def sample(self) -> Snapshot:
-        """Take one snapshot into the ring (the sampler calls this every `interval`)."""
+    def _sample(self) -> None:
         snapshot = self._take()
         self._ring.append(snapshot)
         if self._on_sample is not None:
             self._on_sample(snapshot)
-        return snapshot
 
     def start(self) -> None:
-        self.sample()
+        self._sample()
         self._sampler.start()
 
     async def stop(self) -> None:

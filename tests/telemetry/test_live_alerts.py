@@ -1,7 +1,7 @@
 """The live checks behind /bottlenecks apply the rules' `for:` and minimum history.
 
-Time is a fake clock the test advances; each step takes one window sample, as the sampler does
-every 15 s in the app, so nothing sleeps.
+Time is a fake clock the test advances; each step takes one window sample (what the sampler task
+does every 15 s in the app), so nothing sleeps.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def started(process: FakeProcess) -> tuple[RecentWindow, LiveAlerts, list[list[C
 
     window = RecentWindow(process.snapshot, interval=INTERVAL, on_sample=judge)
     live = LiveAlerts(window, HTTP_BOUNDS, lambda: 0)
-    window.sample()
+    window._sample()
     return window, live, judged
 
 
@@ -47,7 +47,7 @@ def step(process: FakeProcess, window: RecentWindow, seconds: float, growth: int
     for _ in range(int(seconds // INTERVAL)):
         process.now += INTERVAL
         process.rss += growth * INTERVAL
-        window.sample()
+        window._sample()
 
 
 def check(live: LiveAlerts, alert: str) -> Check:
