@@ -11,12 +11,13 @@ import re
 from pathlib import Path
 from typing import Final
 
-from alerts.files import ALERTMANAGER_CONFIG
+from alerts.files import ALERTMANAGER_CONFIG, ALERTS_DIR
 from devstack.process import free_port, require_binary
 from devstack.readiness import HttpReadyProcess
 
 __all__ = [
     "ALERTMANAGER_CONFIG",
+    "ALERTS_DIR",
     "WEBHOOK_URL_PLACEHOLDER",
     "alertmanager_process",
     "render_alertmanager_config",
