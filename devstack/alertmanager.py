@@ -1,4 +1,4 @@
-"""A real Alertmanager on 127.0.0.1, configured from the repository's `alerts/alertmanager.yml`.
+"""A real Alertmanager on 127.0.0.1, configured from `alerts/alertmanager.yml` (package data).
 
 The committed configuration posts to the webhook of `make run`; `render_alertmanager_config`
 writes it for another webhook URL and changes nothing else, so the routes, grouping and
@@ -14,11 +14,19 @@ import re
 from pathlib import Path
 from typing import Final
 
+from alerts.files import ALERTMANAGER_CONFIG, ALERTS_DIR
 from devstack.process import free_port, require_binary
-from devstack.prometheus import ALERTS_DIR
 from devstack.readiness import HttpReadyProcess
 
-ALERTMANAGER_CONFIG: Final = ALERTS_DIR / "alertmanager.yml"
+__all__ = [
+    "ALERTMANAGER_CONFIG",
+    "ALERTS_DIR",
+    "WEBHOOK_URL_PLACEHOLDER",
+    "alertmanager_process",
+    "render_alertmanager_config",
+    "write_alertmanager_config",
+]
+
 WEBHOOK_URL_PLACEHOLDER: Final = "http://127.0.0.1:8000/api/alerts/webhook"
 COMPOSE_ALERTMANAGER_CONFIG: Final = ALERTS_DIR / "alertmanager.compose.yml"
 COMPOSE_WEBHOOK_URL: Final = "http://app:8000/api/alerts/webhook"
