@@ -1,8 +1,8 @@
 # The Market API image: the service (`market-api`) and its load generator (`market-load`).
 #
 # docker compose builds it for the `app`, `load` and `otel-collector-health` services. The
-# package is installed from its sources with the versions pip resolves from pyproject.toml;
-# a constraints file, once the repository has one, belongs on the `pip install` line below.
+# package is installed from its sources with the exact versions of constraints.txt, the ones the
+# tests last passed with.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,11 +18,13 @@ RUN groupadd --system --gid 10001 market \
        --home-dir /nonexistent --shell /usr/sbin/nologin market
 
 WORKDIR /srv/market-api
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
+COPY docs/runbooks.md ./docs/runbooks.md
 COPY app ./app
 COPY telemetry ./telemetry
 COPY devstack ./devstack
-RUN pip install --no-cache-dir .
+COPY alerts ./alerts
+RUN pip install --no-cache-dir -c constraints.txt .
 
 USER 10001:10001
 EXPOSE 8000

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from app.main import create_app
@@ -61,3 +62,18 @@ def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
                 ignore
             ), f"{source} is copied but excluded from the build context"
             assert (stack.ROOT / source).exists()
+
+
+def test_the_image_copies_every_package_the_wheel_holds_and_what_they_link_to() -> None:
+    """`pip install .` in the image builds the wheel: a package missing from the build context,
+    or a link whose target stays outside it, fails the build (or ships an empty file)."""
+    project = tomllib.loads((stack.ROOT / "pyproject.toml").read_text())
+    packages = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    copied = {source.rstrip("/") for copy in instructions("COPY") for source in copy.split()[:-1]}
+    assert set(packages) <= copied
+    assert "constraints.txt" in copied
+    for package in packages:
+        for path in (stack.ROOT / package).rglob("*"):
+            if path.is_symlink():
+                target = path.resolve().relative_to(stack.ROOT)
+                assert str(target) in copied, f"{path} links to {target}, not in the image"
