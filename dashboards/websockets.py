@@ -53,8 +53,10 @@ def build() -> models.Dashboard:
                         "closed {{websocket_close_code}}",
                     ),
                     query(
-                        f"({sum_rate(CLOSED)} or vector(0))\n+\n"
-                        f"sum(deriv({selector(ACTIVE)}[{RATE_INTERVAL}]))",
+                        # deriv() of a gauge that drops at once overshoots below zero: an
+                        # opening rate is never negative.
+                        f"clamp_min(\n({sum_rate(CLOSED)} or vector(0))\n+\n"
+                        f"sum(deriv({selector(ACTIVE)}[{RATE_INTERVAL}])),\n0)",
                         "opened",
                     ),
                 ],
