@@ -28,7 +28,7 @@ from app.upstream.factory import build_exchange_client
 from app.upstream.health import HealthTrackedExchange, UpstreamHealth
 from app.ws.lifecycle import start_realtime
 from telemetry.runtime import Telemetry
-from telemetry.setup import build_telemetry, instrument_app
+from telemetry.setup import instrument_app, telemetry_from_environment
 
 _AUTO = object()
 
@@ -63,7 +63,7 @@ def create_app(
     """
     settings = settings or Settings()
     if telemetry is _AUTO:
-        telemetry = build_telemetry(
+        telemetry = telemetry_from_environment(
             __version__,
             keep_slower_than_ms=settings.trace_keep_slower_than_ms,
             keep_ratio=settings.trace_keep_ratio,

@@ -53,10 +53,9 @@ class TelemetryMiddleware:
     def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
         self.app = app
         self.telemetry = telemetry
-        self.active: Counter[str] = Counter()
+        self.active: Counter[str] = telemetry.active_requests
         """In-flight requests by method, read by the `http.server.active_requests` observer."""
         self._attributes: dict[tuple[str, str, int], dict[str, AttributeValue]] = {}
-        telemetry.observe_active_requests(self.active)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

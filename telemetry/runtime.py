@@ -1,7 +1,8 @@
 """The telemetry pipeline of one app: providers, readers, exporters and the hooks handed to `app`.
 
-Built per app (no global providers), so tests can run several apps in one process. Nothing starts
-a thread until `start()` runs in the lifespan. Configuration follows the standard `OTEL_*`
+Built per app (no global providers), so tests can run several apps in one process, and built
+whole by `build_telemetry`: `start()` and `shutdown()` only run and stop its periodic tasks and
+flush its exporters. Configuration follows the standard `OTEL_*`
 variables: `OTEL_SDK_DISABLED`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 `OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]ENDPOINT` (OTLP/HTTP export only when one is set),
 `OTEL_TRACES_EXPORTER`/`OTEL_METRICS_EXPORTER=none`, `OTEL_TRACES_SAMPLER[_ARG]`,
@@ -99,140 +100,185 @@ class TelemetryConfig:
     """Seconds between snapshots behind `/bottlenecks` (5-minute rates, 1-hour RSS trend)."""
 
 
+@dataclass(frozen=True)
+class SdkPipeline:
+    """The OpenTelemetry objects of one app, built together because each needs the others: the
+    keeper is the tracer provider's span processor and the meter provider's exemplar filter, the
+    Prometheus reader merges the hot-path histograms the instruments record into."""
+
+    resource: Resource
+    keeper: SlowTraceKeeper
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    tracer: Tracer
+    meter: Meter
+    roots: LocalRoots
+    instruments: Instruments
+    registry: CollectorRegistry
+    export_stats: ExportStats
+    span_worker: SpanExportWorker | None
+
+
+def build_sdk_pipeline(
+    config: TelemetryConfig,
+    *,
+    span_exporter: SpanExporter | None = None,
+    span_sink: SpanSink | None = None,
+    metric_readers: Sequence[MetricReader] = (),
+) -> SdkPipeline:
+    """Providers, readers and exporters for `config`, as the `OTEL_*` variables say.
+
+    The SDK's periodic OTLP metric reader and the span export worker start their threads when
+    built (only with an OTLP endpoint configured): they send nothing the app has not recorded.
+    """
+    rate_limit_sdk_logs()
+    resource = build_resource(config.service_version)
+    export_stats = ExportStats()
+    exporter = span_exporter
+    if exporter is None and span_sink is None and _exporter_enabled("traces"):
+        exporter = OTLPSpanExporter()
+    span_worker = (
+        SpanExportWorker(exporter, export_stats)
+        if span_sink is None and exporter is not None
+        else None
+    )
+    sink = span_sink or (span_worker.submit if span_worker is not None else _discard)
+    keeper = SlowTraceKeeper(
+        sink,
+        resource=resource,
+        slower_than_ms=config.keep_slower_than_ms,
+        ratio=config.keep_ratio,
+        max_pending_traces=config.max_pending_traces,
+    )
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tracer_provider.add_span_processor(keeper)
+    scope = InstrumentationScope(DEFAULT_SERVICE_NAME, config.service_version)
+    roots = LocalRoots(keeper, tracer_provider.sampler, resource, scope)
+
+    hot = hot_path_histograms()
+    fast = FastHistograms(scope, hot)
+    registry = CollectorRegistry(auto_describe=True)
+    readers: list[MetricReader] = [
+        _MergingPrometheusReader(fast, registry=registry),
+        *metric_readers,
+    ]
+    if _exporter_enabled("metrics"):
+        readers.append(
+            PeriodicExportingMetricReader(
+                CountingMetricExporter(
+                    OTLPMetricExporter(), export_stats, transform=fast.merge_into
+                )
+            )
+        )
+    exemplar_filter = (
+        None if _env_set("OTEL_METRICS_EXEMPLAR_FILTER") else KeptTraceExemplarFilter(keeper)
+    )
+    meter_provider = MeterProvider(
+        metric_readers=readers,
+        resource=resource,
+        exemplar_filter=exemplar_filter,
+        shutdown_on_exit=False,
+    )
+    meter = meter_provider.get_meter(DEFAULT_SERVICE_NAME, config.service_version)
+    return SdkPipeline(
+        resource=resource,
+        keeper=keeper,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        tracer=tracer_provider.get_tracer(DEFAULT_SERVICE_NAME, config.service_version),
+        meter=meter,
+        roots=roots,
+        instruments=Instruments.create(meter, hot),
+        registry=registry,
+        export_stats=export_stats,
+        span_worker=span_worker,
+    )
+
+
+def build_telemetry(
+    config: TelemetryConfig,
+    *,
+    span_exporter: SpanExporter | None = None,
+    span_sink: SpanSink | None = None,
+    metric_readers: Sequence[MetricReader] = (),
+    clock: Callable[[], float] = time.monotonic,
+) -> Telemetry:
+    """The whole pipeline of one app, ready for `start()`.
+
+    `span_exporter` replaces the OTLP exporter; `span_sink` bypasses the export queue (tests read
+    spans synchronously); `metric_readers` are added to the Prometheus reader and the OTLP
+    reader; `clock` times the snapshots the live alert checks judge."""
+    sdk = build_sdk_pipeline(
+        config, span_exporter=span_exporter, span_sink=span_sink, metric_readers=metric_readers
+    )
+    return Telemetry(config, sdk, clock=clock)
+
+
 class Telemetry:
-    """Everything telemetry for one app; `start()` in the lifespan, `shutdown()` at its end."""
+    """Everything telemetry for one app, built whole (`build_telemetry`); `start()` in the
+    lifespan starts its periodic tasks, `shutdown()` at its end stops them and flushes."""
 
     def __init__(
         self,
         config: TelemetryConfig,
+        sdk: SdkPipeline,
         *,
-        span_exporter: SpanExporter | None = None,
-        span_sink: SpanSink | None = None,
-        metric_readers: Sequence[MetricReader] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`span_exporter` replaces the OTLP exporter; `span_sink` bypasses the export queue
-        (tests read spans synchronously); `metric_readers` are added to the Prometheus reader
-        and the OTLP reader; `clock` times the snapshots the live alert checks judge."""
         self.config = config
+        self.resource = sdk.resource
+        self.keeper = sdk.keeper
+        self.tracer_provider = sdk.tracer_provider
+        self.meter_provider = sdk.meter_provider
+        self.roots = sdk.roots
+        self.instruments = sdk.instruments
+        self.registry = sdk.registry
+        self.export_stats = sdk.export_stats
+        self._span_worker = sdk.span_worker
         self._clock = clock
-        self._span_exporter = span_exporter
-        self._span_sink = span_sink
-        self._extra_readers = list(metric_readers)
-        self.export_stats = ExportStats()
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.tracer = sdk.tracer
+        self.meter = sdk.meter
         self.process = ProcessSampler()
-        self._active_requests: Counter[str] | None = None
-        self._started = False
-        self.resource: Resource
-        self.keeper: SlowTraceKeeper
-        self.tracer_provider: TracerProvider
-        self.meter_provider: MeterProvider
-        self.tracer: Tracer
-        self.meter: Meter
-        self.instruments: Instruments
-        self.loop_lag: EventLoopLagMonitor
-        self.roots: LocalRoots
-        self.window: RecentWindow
-        self.live_alerts: LiveAlerts
-        self._cache: CacheManager | None = None
-        self._websockets_active: Callable[[], int] | None = None
-        self._span_worker: SpanExportWorker | None = None
-        self._prometheus: PrometheusMetricReader | None = None
-
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> None:
-        rate_limit_sdk_logs()
-        self.resource = build_resource(self.config.service_version)
-        sink = self._span_sink or self._build_span_sink()
-        self.keeper = SlowTraceKeeper(
-            sink,
-            resource=self.resource,
-            slower_than_ms=self.config.keep_slower_than_ms,
-            ratio=self.config.keep_ratio,
-            max_pending_traces=self.config.max_pending_traces,
-        )
-        self.tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
-        self.tracer_provider.add_span_processor(self.keeper)
-        self.tracer = self.tracer_provider.get_tracer(
-            DEFAULT_SERVICE_NAME, self.config.service_version
-        )
-        self.roots = LocalRoots(
-            self.keeper,
-            self.tracer_provider.sampler,
-            self.resource,
-            InstrumentationScope(DEFAULT_SERVICE_NAME, self.config.service_version),
-        )
-
-        scope = InstrumentationScope(DEFAULT_SERVICE_NAME, self.config.service_version)
-        hot = hot_path_histograms()
-        fast = FastHistograms(scope, hot)
-        self._prometheus = _MergingPrometheusReader(fast, registry=self.registry)
-        readers: list[MetricReader] = [self._prometheus, *self._extra_readers]
-        if _exporter_enabled("metrics"):
-            readers.append(
-                PeriodicExportingMetricReader(
-                    CountingMetricExporter(
-                        OTLPMetricExporter(),
-                        self.export_stats,
-                        transform=fast.merge_into,
-                    )
-                )
-            )
-        exemplar_filter = (
-            None
-            if _env_set("OTEL_METRICS_EXEMPLAR_FILTER")
-            else KeptTraceExemplarFilter(self.keeper)
-        )
-        self.meter_provider = MeterProvider(
-            metric_readers=readers,
-            resource=self.resource,
-            exemplar_filter=exemplar_filter,
-            shutdown_on_exit=False,
-        )
-        self.meter = self.meter_provider.get_meter(
-            DEFAULT_SERVICE_NAME, self.config.service_version
-        )
-        self.instruments = Instruments.create(self.meter, hot)
-        register_process_observers(self.meter, self.process)
-        self._register_http_observers()
-        self._register_export_observers()
+        self.active_requests: Counter[str] = Counter()
+        """In-flight HTTP requests by method: the middleware counts, an observer reads."""
         self.loop_lag = EventLoopLagMonitor(
-            self.instruments.event_loop_lag, self.config.loop_lag_interval
+            self.instruments.event_loop_lag, config.loop_lag_interval
         )
-        self.loop_lag.start()
         self.window = RecentWindow(
-            self._snapshot, interval=self.config.window_interval, on_sample=self._judge_alerts
+            self._snapshot, interval=config.window_interval, on_sample=self._judge_alerts
         )
         self.live_alerts = LiveAlerts(
             self.window, self.instruments.http_duration.boundaries, self._websocket_count
         )
+        self._cache: CacheManager | None = None
+        self._websockets_active: Callable[[], int] | None = None
+        self._started = False
+        self._closed = False
+        register_process_observers(self.meter, self.process)
+        self._register_http_observers()
+        self._register_export_observers()
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.loop_lag.start()
         self.window.start()
         self._started = True
 
     async def shutdown(self) -> None:
-        if not self._started:
+        if self._closed:
             return
-        await self.loop_lag.stop()
-        await self.window.stop()
+        self._closed = True
+        if self._started:
+            await self.loop_lag.stop()
+            await self.window.stop()
         # Exporters may block up to their timeouts: keep the loop free while they finish.
         await asyncio.to_thread(self._shutdown_blocking)
-        self._started = False
 
     def _shutdown_blocking(self) -> None:
         self.tracer_provider.shutdown()
         if self._span_worker is not None:
             self._span_worker.shutdown(timeout_s=5.0)
         self.meter_provider.shutdown(timeout_millis=5_000)
-
-    def _build_span_sink(self) -> SpanSink:
-        exporter = self._span_exporter
-        if exporter is None and _exporter_enabled("traces"):
-            exporter = OTLPSpanExporter()
-        if exporter is None:
-            return _discard
-        self._span_worker = SpanExportWorker(exporter, self.export_stats)
-        return self._span_worker.submit
 
     # ----------------------------------------------------------------- hooks for the app
     def cache_instrumentation(self) -> CacheTelemetry:
@@ -272,10 +318,6 @@ class Telemetry:
     def instrument_upstream(self, client: ExchangeClient) -> InstrumentedExchange:
         return InstrumentedExchange(client, self.tracer, self.instruments)
 
-    def observe_active_requests(self, active: Counter[str]) -> None:
-        """Called by the HTTP middleware when Starlette builds it (before `start`)."""
-        self._active_requests = active
-
     def prometheus_text(self) -> bytes:
         from prometheus_client import generate_latest
 
@@ -284,7 +326,7 @@ class Telemetry:
     # ----------------------------------------------------------------- observers
     def _register_http_observers(self) -> None:
         def active(_: CallbackOptions) -> Iterable[Observation]:
-            for method, count in list((self._active_requests or {}).items()):
+            for method, count in list(self.active_requests.items()):
                 yield Observation(count, {"http.request.method": method})
 
         self.meter.create_observable_up_down_counter(

@@ -7,10 +7,10 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from telemetry.http import TelemetryMiddleware
-from telemetry.runtime import Telemetry, TelemetryConfig, sdk_disabled
+from telemetry.runtime import Telemetry, TelemetryConfig, build_telemetry, sdk_disabled
 
 
-def build_telemetry(
+def telemetry_from_environment(
     service_version: str,
     *,
     keep_slower_than_ms: float,
@@ -20,7 +20,7 @@ def build_telemetry(
     """None when `OTEL_SDK_DISABLED=true`: no middleware, no `/metrics`, no-op hooks."""
     if sdk_disabled():
         return None
-    return Telemetry(
+    return build_telemetry(
         TelemetryConfig(
             service_version=service_version,
             keep_slower_than_ms=keep_slower_than_ms,

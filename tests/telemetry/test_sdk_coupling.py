@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import __version__
 from telemetry import runtime
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry.runtime import TelemetryConfig, build_telemetry
 
 
 @pytest.mark.parametrize("cls", [MetricReader, PrometheusMetricReader])
@@ -52,7 +52,9 @@ async def test_hot_path_histograms_reach_metrics_through_the_override(
         override(self, metrics_data, timeout_millis, **kwargs)
 
     monkeypatch.setattr(runtime._MergingPrometheusReader, "_receive_metrics", spy)
-    telemetry = Telemetry(TelemetryConfig(service_version=__version__), span_sink=lambda _: None)
+    telemetry = build_telemetry(
+        TelemetryConfig(service_version=__version__), span_sink=lambda _: None
+    )
     telemetry.start()
     try:
         attributes: dict[str, AttributeValue] = {
