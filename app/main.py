@@ -17,7 +17,7 @@ from app import __version__
 from app.alerting import AlertHistory
 from app.alerting.live import broadcast_to
 from app.api import admin, alerts, market, monitoring, performance, runbooks, websocket
-from app.cache import build_cache_manager
+from app.cache import build_cache_breaker, build_cache_manager
 from app.errors import install_error_handlers
 from app.faults import FaultInjector
 from app.market.service import MarketService
@@ -92,8 +92,11 @@ def create_app(
             if pipeline is not None:
                 exchange = pipeline.instrument_upstream(exchange)
 
+            breaker = build_cache_breaker(settings)
             cache = build_cache_manager(
-                settings, pipeline.cache_instrumentation() if pipeline is not None else None
+                settings,
+                pipeline.cache_instrumentation(breaker) if pipeline is not None else None,
+                breaker=breaker,
             )
             if pipeline is not None:
                 pipeline.observe_cache(cache)

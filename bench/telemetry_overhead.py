@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from app import __version__
-from app.cache import CacheManager, MemoryBackend
+from app.cache import CacheManager, CircuitBreaker, MemoryBackend
 from devstack.process import free_port, wait_for_port
 from telemetry.runtime import TelemetryConfig, build_telemetry
 
@@ -196,10 +196,12 @@ async def cache_op_cost(n: int, rounds: int) -> None:
     telemetry.start()
     try:
         plain = CacheManager(memory=MemoryBackend(10_000, 64 << 20), key_prefix="b")
+        breaker = CircuitBreaker(failure_threshold=5, cooldown=5.0)
         traced = CacheManager(
             memory=MemoryBackend(10_000, 64 << 20),
             key_prefix="b",
-            instrumentation=telemetry.cache_instrumentation(),
+            breaker=breaker,
+            instrumentation=telemetry.cache_instrumentation(breaker),
         )
         telemetry.observe_cache(traced)
         for manager in (plain, traced):

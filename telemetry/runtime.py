@@ -36,6 +36,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
+from app.cache.breaker import CircuitBreaker
 from app.cache.manager import CacheManager
 from app.upstream.client import ExchangeClient
 from app.ws.stats import WebSocketStats
@@ -281,12 +282,11 @@ class Telemetry:
         self.meter_provider.shutdown(timeout_millis=5_000)
 
     # ----------------------------------------------------------------- hooks for the app
-    def cache_instrumentation(self) -> CacheTelemetry:
-        return CacheTelemetry(self.tracer, self.instruments, self.keeper)
+    def cache_instrumentation(self, breaker: CircuitBreaker) -> CacheTelemetry:
+        """Hooks for a cache manager built with `breaker`."""
+        return CacheTelemetry(self.tracer, self.instruments, self.keeper, breaker)
 
     def observe_cache(self, manager: CacheManager) -> None:
-        if isinstance(manager.instrumentation, CacheTelemetry):
-            manager.instrumentation.bind(manager)
         register_cache_observers(self.meter, manager)
         self._cache = manager
 
