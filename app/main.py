@@ -27,8 +27,9 @@ from app.upstream.client import ExchangeClient
 from app.upstream.factory import build_exchange_client
 from app.upstream.health import HealthTrackedExchange, UpstreamHealth
 from app.ws.lifecycle import start_realtime
+from telemetry.http import TelemetryMiddleware
 from telemetry.runtime import Telemetry
-from telemetry.setup import instrument_app, telemetry_from_environment
+from telemetry.setup import prometheus_endpoint, telemetry_from_environment
 
 _AUTO = object()
 
@@ -48,6 +49,18 @@ def tune_garbage_collector(settings: Settings) -> None:
     if settings.gc_gen0_threshold:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(settings.gc_gen0_threshold, gen1, gen2)
+
+
+def instrument_http(app: FastAPI, telemetry: Telemetry) -> None:
+    """The request middleware, recording into `telemetry`'s roots, request histogram and
+    in-flight counter, and the `/metrics` scrape endpoint."""
+    app.add_middleware(
+        TelemetryMiddleware,
+        roots=telemetry.roots,
+        http_duration=telemetry.instruments.http_duration,
+        active=telemetry.active_requests,
+    )
+    app.add_api_route("/metrics", prometheus_endpoint(telemetry), include_in_schema=False)
 
 
 def create_app(
@@ -145,7 +158,7 @@ def create_app(
     )
     install_error_handlers(app)
     if pipeline is not None:
-        instrument_app(app, pipeline)
+        instrument_http(app, pipeline)
     app.include_router(market.router)
     app.include_router(monitoring.router)
     app.include_router(performance.router)

@@ -1,12 +1,12 @@
-"""Attach telemetry to a FastAPI app: middleware, `/metrics`, and the pipeline for its lifespan."""
+"""The telemetry pipeline an app gets from its environment, and its Prometheus scrape endpoint."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from telemetry.http import TelemetryMiddleware
 from telemetry.runtime import Telemetry, TelemetryConfig, build_telemetry, sdk_disabled
 
 
@@ -30,10 +30,11 @@ def telemetry_from_environment(
     )
 
 
-def instrument_app(app: FastAPI, telemetry: Telemetry) -> None:
-    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+def prometheus_endpoint(telemetry: Telemetry) -> Callable[[], Awaitable[Response]]:
+    """The `GET /metrics` handler for `telemetry`'s registry."""
 
-    @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus text exposition of every instrument (the scrape path)."""
         return Response(telemetry.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
