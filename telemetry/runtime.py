@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -51,6 +52,7 @@ from telemetry.export import (
 from telemetry.histograms import FastHistograms
 from telemetry.instruments import Instruments, hot_path_histograms
 from telemetry.process import EventLoopLagMonitor, ProcessSampler, register_process_observers
+from telemetry.report import api_section, bottlenecks_report, system_section
 from telemetry.roots import LocalRoots
 from telemetry.tracing import KeptTraceExemplarFilter, SlowTraceKeeper, SpanSink
 from telemetry.upstream import InstrumentedExchange
@@ -217,7 +219,9 @@ def build_telemetry(
 
 class Telemetry:
     """Everything telemetry for one app, built whole (`build_telemetry`); `start()` in the
-    lifespan starts its periodic tasks, `shutdown()` at its end stops them and flushes."""
+    lifespan starts its periodic tasks, `shutdown()` at its end stops them and flushes.
+
+    Implements `app.observability.MonitoringSource` for the monitoring API."""
 
     def __init__(
         self,
@@ -280,6 +284,16 @@ class Telemetry:
         if self._span_worker is not None:
             self._span_worker.shutdown(timeout_s=5.0)
         self.meter_provider.shutdown(timeout_millis=5_000)
+
+    # ----------------------------------------------------------------- app.observability views
+    def summary_sections(self) -> dict[str, Any]:
+        return {"api": api_section(self), "system": system_section(self)}
+
+    def api_report(self) -> dict[str, Any]:
+        return api_section(self)
+
+    def bottlenecks_report(self, runbook_page: str) -> dict[str, Any]:
+        return bottlenecks_report(self, runbook_page)
 
     # ----------------------------------------------------------------- hooks for the app
     def cache_instrumentation(self, breaker: CircuitBreaker) -> CacheTelemetry:
