@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -21,6 +22,7 @@ from app.cache import build_cache_breaker, build_cache_manager
 from app.errors import install_error_handlers
 from app.faults import FaultInjector
 from app.market.service import MarketService
+from app.observability import AppTelemetry, DisabledTelemetry
 from app.services import Services
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
@@ -30,8 +32,6 @@ from app.ws.lifecycle import start_realtime
 from telemetry.http import TelemetryMiddleware
 from telemetry.runtime import Telemetry
 from telemetry.setup import prometheus_endpoint, telemetry_from_environment
-
-_AUTO = object()
 
 
 def tune_garbage_collector(settings: Settings) -> None:
@@ -67,7 +67,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     upstream: ExchangeClient | None = None,
-    telemetry: Telemetry | object | None = _AUTO,
+    telemetry: Telemetry | Literal["environment"] | None = "environment",
 ) -> FastAPI:
     """Build the app.
 
@@ -75,22 +75,25 @@ def create_app(
     the environment (None: no telemetry at all), for tests and benchmarks.
     """
     settings = settings or Settings()
-    if telemetry is _AUTO:
-        telemetry = telemetry_from_environment(
+    pipeline = (
+        telemetry_from_environment(
             __version__,
             keep_slower_than_ms=settings.trace_keep_slower_than_ms,
             keep_ratio=settings.trace_keep_ratio,
             loop_lag_interval=settings.event_loop_lag_interval,
         )
-    assert telemetry is None or isinstance(telemetry, Telemetry)
-    pipeline = telemetry
+        if telemetry == "environment"
+        else telemetry
+    )
+    # The one place that knows whether there is a pipeline: the parts and the routes get an
+    # AppTelemetry either way.
+    hooks: AppTelemetry = DisabledTelemetry() if pipeline is None else pipeline
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if pipeline is not None:
-                pipeline.start()
-                stack.push_async_callback(pipeline.shutdown)
+            hooks.start()
+            stack.push_async_callback(hooks.shutdown)
 
             exchange = upstream or build_exchange_client(settings)
             stack.push_async_callback(exchange.close)
@@ -102,17 +105,13 @@ def create_app(
             # Outside the faults, so health sees injected failures as callers do.
             upstream_health = UpstreamHealth()
             exchange = HealthTrackedExchange(exchange, upstream_health)
-            if pipeline is not None:
-                exchange = pipeline.instrument_upstream(exchange)
+            exchange = hooks.instrument_upstream(exchange)
 
             breaker = build_cache_breaker(settings)
             cache = build_cache_manager(
-                settings,
-                pipeline.cache_instrumentation(breaker) if pipeline is not None else None,
-                breaker=breaker,
+                settings, hooks.cache_instrumentation(breaker), breaker=breaker
             )
-            if pipeline is not None:
-                pipeline.observe_cache(cache)
+            hooks.observe_cache(cache)
             await cache.start()
             stack.push_async_callback(cache.close)
             if faults is not None:
@@ -121,20 +120,16 @@ def create_app(
             market_service = MarketService(exchange, cache)
             # After the cache and upstream: its teardown (sockets closed with 1001) runs first.
             ws = await start_realtime(
-                stack,
-                settings,
-                market_service,
-                pipeline.websocket_instrumentation() if pipeline is not None else None,
+                stack, settings, market_service, hooks.websocket_instrumentation()
             )
-            if pipeline is not None:
-                pipeline.observe_websockets(ws.stats)
+            hooks.observe_websockets(ws.stats)
             services = Services(
                 settings=settings,
                 cache=cache,
                 upstream=exchange,
                 upstream_health=upstream_health,
                 market=market_service,
-                telemetry=pipeline,
+                telemetry=hooks,
                 ws=ws,
                 alerts=AlertHistory(settings.alert_history_size, on_notification=broadcast_to(ws)),
                 faults=faults,
@@ -157,7 +152,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
-    if pipeline is not None:
+    if pipeline is not None:  # no middleware and no /metrics without a pipeline
         instrument_http(app, pipeline)
     app.include_router(market.router)
     app.include_router(monitoring.router)

@@ -10,7 +10,7 @@ from app.alerting import AlertHistory
 from app.cache import CacheManager
 from app.faults import FaultInjector
 from app.market.service import MarketService
-from app.observability import MonitoringSource
+from app.observability import DisabledTelemetry, MonitoringSource
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
 from app.upstream.health import UpstreamHealth
@@ -23,7 +23,7 @@ class Services:
     cache: CacheManager
     upstream: ExchangeClient
     market: MarketService
-    telemetry: MonitoringSource | None = None
+    telemetry: MonitoringSource = field(default_factory=DisabledTelemetry)
     ws: WebSocketManager | None = None
     alerts: AlertHistory = field(default_factory=AlertHistory)
     faults: FaultInjector | None = None

@@ -3,7 +3,8 @@ through `app.observability.MonitoringSource`, and the `/performance` redirect to
 
 The views are served by the monitoring router (`app/api/monitoring.py`, the one router under
 `/api/monitoring/performance`). They answer 503 with a JSON reason when telemetry is off
-(`OTEL_SDK_DISABLED=true`): the numbers they would show are the instruments' own.
+(`OTEL_SDK_DISABLED=true`: `DisabledTelemetry` raises `TelemetryDisabled`, app/errors.py answers):
+the numbers they would show are the instruments' own.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse
 
 from app.api.runbooks import runbook_page
-from app.errors import error_response
 from app.observability import MonitoringSource
 from app.services import Services, get_services
 
@@ -22,26 +22,16 @@ router = APIRouter(tags=["monitoring"])
 AppServices = Annotated[Services, Depends(get_services)]
 
 
-def _disabled() -> Response:
-    return error_response(503, "telemetry_disabled", "telemetry is off (OTEL_SDK_DISABLED=true)")
-
-
-def telemetry_sections(telemetry: MonitoringSource | None) -> dict[str, Any]:
+def telemetry_sections(telemetry: MonitoringSource) -> dict[str, Any]:
     """The `api` and `system` sections of the summary."""
-    if telemetry is None:
-        return {"api": {"telemetry": "disabled"}, "system": {"telemetry": "disabled"}}
     return telemetry.summary_sections()
 
 
-def api_view(services: Services) -> dict[str, Any] | Response:
-    if services.telemetry is None:
-        return _disabled()
+def api_view(services: Services) -> dict[str, Any]:
     return services.telemetry.api_report()
 
 
-def bottlenecks_view(services: Services, request_base_url: str) -> dict[str, Any] | Response:
-    if services.telemetry is None:
-        return _disabled()
+def bottlenecks_view(services: Services, request_base_url: str) -> dict[str, Any]:
     page = runbook_page(services.settings.runbook_base_url, request_base_url)
     return services.telemetry.bottlenecks_report(page)
 
