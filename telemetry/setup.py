@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from telemetry.runtime import Telemetry, TelemetryConfig, build_telemetry, sdk_disabled
+from telemetry.runtime import Telemetry, build_telemetry
+from telemetry.sdk import TelemetryConfig, sdk_disabled
 
 
 def telemetry_from_environment(
