@@ -72,7 +72,8 @@ def create_app(
     """Build the app.
 
     `upstream` replaces the configured exchange client and `telemetry` the pipeline built from
-    the environment (None: no telemetry at all), for tests and benchmarks.
+    the environment (`"environment"`, the default), for tests and benchmarks. None means no
+    telemetry at all, as `OTEL_SDK_DISABLED=true` does: the app gets `DisabledTelemetry`.
     """
     settings = settings or Settings()
     pipeline = (
