@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from app.observability import TelemetryDisabled
 from app.upstream.client import UnknownSymbol, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ async def _upstream(_: Request, exc: Exception) -> Response:
     )
 
 
+async def _telemetry_disabled(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TelemetryDisabled)
+    return error_response(503, "telemetry_disabled", exc.detail)
+
+
 async def _validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [
@@ -72,6 +78,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownSymbol, _unknown_symbol)
     app.add_exception_handler(UpstreamError, _upstream)
+    app.add_exception_handler(TelemetryDisabled, _telemetry_disabled)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -17,20 +18,20 @@ from app import __version__
 from app.alerting import AlertHistory
 from app.alerting.live import broadcast_to
 from app.api import admin, alerts, market, monitoring, performance, runbooks, websocket
-from app.cache import build_cache_manager
+from app.cache import build_cache_breaker, build_cache_manager
 from app.errors import install_error_handlers
 from app.faults import FaultInjector
 from app.market.service import MarketService
+from app.observability import AppTelemetry, DisabledTelemetry
 from app.services import Services
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
 from app.upstream.factory import build_exchange_client
 from app.upstream.health import HealthTrackedExchange, UpstreamHealth
 from app.ws.lifecycle import start_realtime
+from telemetry.http import TelemetryMiddleware
 from telemetry.runtime import Telemetry
-from telemetry.setup import build_telemetry, instrument_app
-
-_AUTO = object()
+from telemetry.setup import prometheus_endpoint, telemetry_from_environment
 
 
 def tune_garbage_collector(settings: Settings) -> None:
@@ -50,34 +51,50 @@ def tune_garbage_collector(settings: Settings) -> None:
         gc.set_threshold(settings.gc_gen0_threshold, gen1, gen2)
 
 
+def instrument_http(app: FastAPI, telemetry: Telemetry) -> None:
+    """The request middleware, recording into `telemetry`'s roots, request histogram and
+    in-flight counter, and the `/metrics` scrape endpoint."""
+    app.add_middleware(
+        TelemetryMiddleware,
+        roots=telemetry.roots,
+        http_duration=telemetry.instruments.http_duration,
+        active=telemetry.active_requests,
+    )
+    app.add_api_route("/metrics", prometheus_endpoint(telemetry), include_in_schema=False)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     upstream: ExchangeClient | None = None,
-    telemetry: Telemetry | object | None = _AUTO,
+    telemetry: Telemetry | Literal["environment"] | None = "environment",
 ) -> FastAPI:
     """Build the app.
 
     `upstream` replaces the configured exchange client and `telemetry` the pipeline built from
-    the environment (None: no telemetry at all), for tests and benchmarks.
+    the environment (`"environment"`, the default), for tests and benchmarks. None means no
+    telemetry at all, as `OTEL_SDK_DISABLED=true` does: the app gets `DisabledTelemetry`.
     """
     settings = settings or Settings()
-    if telemetry is _AUTO:
-        telemetry = build_telemetry(
+    pipeline = (
+        telemetry_from_environment(
             __version__,
             keep_slower_than_ms=settings.trace_keep_slower_than_ms,
             keep_ratio=settings.trace_keep_ratio,
             loop_lag_interval=settings.event_loop_lag_interval,
         )
-    assert telemetry is None or isinstance(telemetry, Telemetry)
-    pipeline = telemetry
+        if telemetry == "environment"
+        else telemetry
+    )
+    # The one place that knows whether there is a pipeline: the parts and the routes get an
+    # AppTelemetry either way.
+    hooks: AppTelemetry = DisabledTelemetry() if pipeline is None else pipeline
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if pipeline is not None:
-                pipeline.start()
-                stack.push_async_callback(pipeline.shutdown)
+            hooks.start()
+            stack.push_async_callback(hooks.shutdown)
 
             exchange = upstream or build_exchange_client(settings)
             stack.push_async_callback(exchange.close)
@@ -89,14 +106,13 @@ def create_app(
             # Outside the faults, so health sees injected failures as callers do.
             upstream_health = UpstreamHealth()
             exchange = HealthTrackedExchange(exchange, upstream_health)
-            if pipeline is not None:
-                exchange = pipeline.instrument_upstream(exchange)
+            exchange = hooks.instrument_upstream(exchange)
 
+            breaker = build_cache_breaker(settings)
             cache = build_cache_manager(
-                settings, pipeline.cache_instrumentation() if pipeline is not None else None
+                settings, hooks.cache_instrumentation(breaker), breaker=breaker
             )
-            if pipeline is not None:
-                pipeline.observe_cache(cache)
+            hooks.observe_cache(cache)
             await cache.start()
             stack.push_async_callback(cache.close)
             if faults is not None:
@@ -105,20 +121,16 @@ def create_app(
             market_service = MarketService(exchange, cache)
             # After the cache and upstream: its teardown (sockets closed with 1001) runs first.
             ws = await start_realtime(
-                stack,
-                settings,
-                market_service,
-                pipeline.websocket_instrumentation() if pipeline is not None else None,
+                stack, settings, market_service, hooks.websocket_instrumentation()
             )
-            if pipeline is not None:
-                pipeline.observe_websockets(ws.stats)
+            hooks.observe_websockets(ws.stats)
             services = Services(
                 settings=settings,
                 cache=cache,
                 upstream=exchange,
                 upstream_health=upstream_health,
                 market=market_service,
-                telemetry=pipeline,
+                telemetry=hooks,
                 ws=ws,
                 alerts=AlertHistory(settings.alert_history_size, on_notification=broadcast_to(ws)),
                 faults=faults,
@@ -141,8 +153,8 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
-    if pipeline is not None:
-        instrument_app(app, pipeline)
+    if pipeline is not None:  # no middleware and no /metrics without a pipeline
+        instrument_http(app, pipeline)
     app.include_router(market.router)
     app.include_router(monitoring.router)
     app.include_router(performance.router)

@@ -10,11 +10,11 @@ from app.alerting import AlertHistory
 from app.cache import CacheManager
 from app.faults import FaultInjector
 from app.market.service import MarketService
+from app.observability import DisabledTelemetry, MonitoringSource
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
 from app.upstream.health import UpstreamHealth
 from app.ws.manager import WebSocketManager
-from telemetry.runtime import Telemetry
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Services:
     cache: CacheManager
     upstream: ExchangeClient
     market: MarketService
-    telemetry: Telemetry | None = None
+    telemetry: MonitoringSource = field(default_factory=DisabledTelemetry)
     ws: WebSocketManager | None = None
     alerts: AlertHistory = field(default_factory=AlertHistory)
     faults: FaultInjector | None = None

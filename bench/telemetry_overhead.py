@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 
 from app import __version__
-from app.cache import CacheManager, MemoryBackend
+from app.cache import CacheManager, CircuitBreaker, MemoryBackend
 from devstack.process import free_port, wait_for_port
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry.runtime import TelemetryConfig, build_telemetry
 
 ROUTE = "/api/market/movers"
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,14 +192,16 @@ def throughput(rounds: int, seconds: float) -> None:
 
 async def cache_op_cost(n: int, rounds: int) -> None:
     print("\n## 2. telemetry cost per cache operation (memory backend, inside a request root)")
-    telemetry = Telemetry(TelemetryConfig(service_version=__version__, keep_ratio=0.05))
+    telemetry = build_telemetry(TelemetryConfig(service_version=__version__, keep_ratio=0.05))
     telemetry.start()
     try:
         plain = CacheManager(memory=MemoryBackend(10_000, 64 << 20), key_prefix="b")
+        breaker = CircuitBreaker(failure_threshold=5, cooldown=5.0)
         traced = CacheManager(
             memory=MemoryBackend(10_000, 64 << 20),
             key_prefix="b",
-            instrumentation=telemetry.cache_instrumentation(),
+            breaker=breaker,
+            instrumentation=telemetry.cache_instrumentation(breaker),
         )
         telemetry.observe_cache(traced)
         for manager in (plain, traced):

@@ -69,15 +69,20 @@ class _CacheScope:
 class CacheTelemetry:
     """Implements `app.cache.instrumentation.CacheInstrumentation`."""
 
-    def __init__(self, tracer: Tracer, instruments: Instruments, keeper: SlowTraceKeeper) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        instruments: Instruments,
+        keeper: SlowTraceKeeper,
+        breaker: CircuitBreaker,
+    ) -> None:
+        """`breaker` is the one the instrumented manager is built with: its state goes on each
+        span."""
         self.tracer = tracer
         self._keeper = keeper
         self._duration = instruments.cache_duration
         self._attrs: dict[tuple[str, str], dict[str, AttributeValue]] = {}
-        self.breaker = CircuitBreaker(failure_threshold=1, cooldown=0)  # until bound
-
-    def bind(self, manager: CacheManager) -> None:
-        self.breaker = manager.breaker
+        self.breaker = breaker
 
     def start(self, operation: str, namespace: str) -> CacheOperationScope:
         return _CacheScope(self, operation, namespace)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from telemetry.runtime import Telemetry
+from telemetry.histograms import FastHistogram
+from telemetry.roots import LocalRoots
 
 UNMATCHED_ROUTE: Final = "unmatched"
 KNOWN_METHODS: Final = frozenset(
@@ -50,13 +50,23 @@ def _parent_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
 
 
 class TelemetryMiddleware:
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    """Added by the composition root with the pipeline's parts it records into; it registers
+    nothing itself, so building it (Starlette does, lazily) has no side effect."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        roots: LocalRoots,
+        http_duration: FastHistogram,
+        active: Counter[str],
+    ) -> None:
         self.app = app
-        self.telemetry = telemetry
-        self.active: Counter[str] = Counter()
+        self.roots = roots
+        self.http_duration = http_duration
+        self.active = active
         """In-flight requests by method, read by the `http.server.active_requests` observer."""
         self._attributes: dict[tuple[str, str, int], dict[str, AttributeValue]] = {}
-        telemetry.observe_active_requests(self.active)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,8 +83,7 @@ class TelemetryMiddleware:
                 status = message["status"]
             await send(message)
 
-        telemetry = self.telemetry
-        roots = telemetry.roots
+        roots = self.roots
         root = (
             roots.open(method, SpanKind.SERVER, _parent_context(scope["headers"]))
             if scope["path"] not in UNTRACED_PATHS
@@ -94,7 +103,7 @@ class TelemetryMiddleware:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             key = (method, route, status)
             attrs = self._attributes.get(key) or self._new_attrs(key)
-            histogram = telemetry.instruments.http_duration
+            histogram = self.http_duration
             if root is None:
                 histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
             else:

@@ -10,12 +10,14 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telemetry.bottlenecks import AlertState
-from telemetry.runtime import Telemetry
 from telemetry.thresholds import BY_ALERT
 from telemetry.window import histogram_quantile
+
+if TYPE_CHECKING:
+    from telemetry.runtime import Telemetry
 
 _START = time.monotonic()
 

@@ -1,16 +1,17 @@
-"""Attach telemetry to a FastAPI app: middleware, `/metrics`, and the pipeline for its lifespan."""
+"""The telemetry pipeline an app gets from its environment, and its Prometheus scrape endpoint."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from telemetry.http import TelemetryMiddleware
-from telemetry.runtime import Telemetry, TelemetryConfig, sdk_disabled
+from telemetry.runtime import Telemetry, build_telemetry
+from telemetry.sdk import TelemetryConfig, sdk_disabled
 
 
-def build_telemetry(
+def telemetry_from_environment(
     service_version: str,
     *,
     keep_slower_than_ms: float,
@@ -20,7 +21,7 @@ def build_telemetry(
     """None when `OTEL_SDK_DISABLED=true`: no middleware, no `/metrics`, no-op hooks."""
     if sdk_disabled():
         return None
-    return Telemetry(
+    return build_telemetry(
         TelemetryConfig(
             service_version=service_version,
             keep_slower_than_ms=keep_slower_than_ms,
@@ -30,10 +31,11 @@ def build_telemetry(
     )
 
 
-def instrument_app(app: FastAPI, telemetry: Telemetry) -> None:
-    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+def prometheus_endpoint(telemetry: Telemetry) -> Callable[[], Awaitable[Response]]:
+    """The `GET /metrics` handler for `telemetry`'s registry."""
 
-    @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus text exposition of every instrument (the scrape path)."""
         return Response(telemetry.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
 
 from app.api.performance import api_view, bottlenecks_view, telemetry_sections
 from app.services import Services, get_services
@@ -78,12 +77,12 @@ async def health(services: AppServices) -> dict[str, Any]:
 
 
 @router.get("/metrics/api", response_model=None)
-async def metrics_api(services: AppServices) -> dict[str, Any] | Response:
+async def metrics_api(services: AppServices) -> dict[str, Any]:
     """Requests, errors and latency quantiles per route template, since start."""
     return api_view(services)
 
 
 @router.get("/bottlenecks", response_model=None)
-async def bottlenecks(request: Request, services: AppServices) -> dict[str, Any] | Response:
+async def bottlenecks(request: Request, services: AppServices) -> dict[str, Any]:
     """Which alert thresholds are breached now, judged like the alert rules judge them."""
     return bottlenecks_view(services, str(request.base_url))

@@ -3,7 +3,7 @@
 from app.cache.backends import CacheBackend, CacheBackendError, MemcachedBackend, MemoryBackend
 from app.cache.breaker import BreakerState, CircuitBreaker
 from app.cache.decorator import cached
-from app.cache.factory import build_cache_manager
+from app.cache.factory import build_cache_breaker, build_cache_manager
 from app.cache.manager import DEFAULT_NAMESPACES, MISSING, CacheManager
 from app.cache.stats import CacheStats
 
@@ -18,6 +18,7 @@ __all__ = [
     "CircuitBreaker",
     "MemcachedBackend",
     "MemoryBackend",
+    "build_cache_breaker",
     "build_cache_manager",
     "cached",
 ]

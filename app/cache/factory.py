@@ -11,8 +11,16 @@ from app.cache.namespaces import NAMESPACES, namespace_ttls
 from app.settings import Settings
 
 
+def build_cache_breaker(settings: Settings) -> CircuitBreaker:
+    """Built apart from the manager so its hooks can be given the same breaker."""
+    return CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown)
+
+
 def build_cache_manager(
-    settings: Settings, instrumentation: CacheInstrumentation | None = None
+    settings: Settings,
+    instrumentation: CacheInstrumentation | None = None,
+    *,
+    breaker: CircuitBreaker | None = None,
 ) -> CacheManager:
     memory = MemoryBackend(settings.cache_memory_max_entries, settings.cache_memory_max_bytes)
     shared = (
@@ -30,7 +38,7 @@ def build_cache_manager(
     return CacheManager(
         memory=memory,
         shared=shared,
-        breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown),
+        breaker=breaker or build_cache_breaker(settings),
         default_ttl=settings.cache_default_ttl,
         namespace_ttls=namespace_ttls(settings),
         namespaces=NAMESPACES,

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import __version__
 from app.main import create_app
 from devstack.memcached import memcached_process
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry.runtime import TelemetryConfig, build_telemetry
 from telemetry.thresholds import JOB
 from tests.app.ws.live import LiveServer, client, subscribe, until
 from tests.conftest import make_settings
@@ -74,7 +74,7 @@ async def drive(receiver: OtlpReceiver, memcached_address: str) -> BothPaths:
     settings = make_settings(
         upstream_latency_ms=150.0, ws_feed_interval=0.05, memcached_servers=memcached_address
     )
-    telemetry = Telemetry(
+    telemetry = build_telemetry(
         TelemetryConfig(service_version=__version__, keep_ratio=0.0, loop_lag_interval=0.05)
     )
     with LiveServer(settings, app=create_app(settings, telemetry=telemetry)) as server:

@@ -12,7 +12,7 @@ from app import __version__
 from app.main import create_app
 from app.services import Services
 from app.settings import Settings
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry.runtime import TelemetryConfig, build_telemetry
 from tests.support.app_client import running_app
 from tests.support.otlp_receiver import OtlpReceiver
 
@@ -32,7 +32,7 @@ def exporting_to_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpRecei
 async def exporting_app(
     settings: Settings, keep_ratio: float = 0.0
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    telemetry = Telemetry(
+    telemetry = build_telemetry(
         TelemetryConfig(
             service_version=__version__,
             keep_slower_than_ms=100.0,

@@ -16,7 +16,7 @@ from app import __version__
 from app.main import create_app
 from app.services import Services
 from app.settings import Settings
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry.runtime import Telemetry, TelemetryConfig, build_telemetry
 from tests.conftest import make_settings
 from tests.support.app_client import running_app
 
@@ -61,7 +61,7 @@ async def traced_app(
     slower_than_ms: float = 100.0,
 ) -> AsyncIterator[Traced]:
     spans = SpanCollector()
-    telemetry = Telemetry(
+    telemetry = build_telemetry(
         TelemetryConfig(
             service_version=__version__,
             keep_slower_than_ms=slower_than_ms,

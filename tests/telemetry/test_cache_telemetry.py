@@ -80,6 +80,15 @@ async def test_background_cache_calls_become_their_own_traces() -> None:
         assert span.parent is None
 
 
+async def test_cache_spans_show_the_managers_own_breaker() -> None:
+    settings = make_settings(cache_breaker_failures=1, cache_breaker_cooldown=60)
+    async with traced_app(settings) as t:
+        t.services.cache.breaker.record_failure()
+        await t.client.get("/api/market/tickers/BTCUSDT")
+        (get,) = t.spans.named("cache.get market")
+        assert dict(get.attributes or {})["cache.breaker.state"] == "open"
+
+
 @pytest.mark.memcached
 async def test_breaker_fallbacks_and_pool_connections(memcached: ManagedProcess) -> None:
     settings = make_settings(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from app.main import create_app
+from app.observability import DisabledTelemetry
 from app.upstream.health import HealthTrackedExchange
 from tests.conftest import make_settings
 from tests.support.app_client import running_app
@@ -11,7 +12,7 @@ from tests.support.app_client import running_app
 async def test_otel_sdk_disabled_turns_everything_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     async with running_app(create_app(make_settings())) as (client, services):
-        assert services.telemetry is None
+        assert isinstance(services.telemetry, DisabledTelemetry)
         assert (await client.get("/api/market/movers")).status_code == 200
         response = await client.get("/metrics")
         assert response.status_code == 404

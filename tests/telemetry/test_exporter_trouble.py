@@ -8,6 +8,7 @@ import time
 import pytest
 
 from devstack.process import free_port
+from telemetry.runtime import Telemetry
 from tests.conftest import make_settings
 from tests.support.log_records import root_log_records
 from tests.support.otlp_app import exporting_app
@@ -27,7 +28,7 @@ async def _latencies(n: int = 300) -> tuple[list[float], dict[str, int], int]:
             assert (await client.get("/api/market/tickers/BTCUSDT")).status_code == 200
             out.append(time.perf_counter() - start)
         telemetry = services.telemetry
-        assert telemetry is not None
+        assert isinstance(telemetry, Telemetry)
         worker = telemetry._span_worker
         assert worker is not None
         return out, dict(telemetry.export_stats.dropped), worker.queued

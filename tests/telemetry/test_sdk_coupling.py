@@ -1,4 +1,4 @@
-"""The one place telemetry/runtime.py leans on a private OpenTelemetry SDK method.
+"""The one place telemetry/sdk.py leans on a private OpenTelemetry SDK method.
 
 `_MergingPrometheusReader` overrides `MetricReader._receive_metrics`, the hook the SDK calls with
 each collection, to append the hot-path histograms. The method is private: an SDK release may
@@ -17,8 +17,8 @@ from opentelemetry.util.types import AttributeValue
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import __version__
-from telemetry import runtime
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry import sdk
+from telemetry.runtime import TelemetryConfig, build_telemetry
 
 
 @pytest.mark.parametrize("cls", [MetricReader, PrometheusMetricReader])
@@ -40,10 +40,10 @@ async def test_hot_path_histograms_reach_metrics_through_the_override(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     received: list[MetricsData] = []
-    override = runtime._MergingPrometheusReader._receive_metrics
+    override = sdk._MergingPrometheusReader._receive_metrics
 
     def spy(
-        self: runtime._MergingPrometheusReader,
+        self: sdk._MergingPrometheusReader,
         metrics_data: MetricsData,
         timeout_millis: float = 10_000,
         **kwargs: object,
@@ -51,8 +51,10 @@ async def test_hot_path_histograms_reach_metrics_through_the_override(
         received.append(metrics_data)
         override(self, metrics_data, timeout_millis, **kwargs)
 
-    monkeypatch.setattr(runtime._MergingPrometheusReader, "_receive_metrics", spy)
-    telemetry = Telemetry(TelemetryConfig(service_version=__version__), span_sink=lambda _: None)
+    monkeypatch.setattr(sdk._MergingPrometheusReader, "_receive_metrics", spy)
+    telemetry = build_telemetry(
+        TelemetryConfig(service_version=__version__), span_sink=lambda _: None
+    )
     telemetry.start()
     try:
         attributes: dict[str, AttributeValue] = {

@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection
 
 from app import __version__
 from app.main import create_app
-from telemetry.runtime import Telemetry, TelemetryConfig
+from telemetry.runtime import TelemetryConfig, build_telemetry
 from tests.app.ws.live import (
     LiveServer,
     client,
@@ -42,7 +42,7 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 
 async def test_socket_life_as_short_spans_and_metrics() -> None:
     spans = SpanCollector()
-    telemetry = Telemetry(
+    telemetry = build_telemetry(
         TelemetryConfig(service_version=__version__, keep_ratio=1.0), span_sink=spans
     )
     settings = make_settings(ws_feed_interval=0.05)
