@@ -196,6 +196,29 @@ async def test_a_client_that_never_answers_the_close_is_let_go_by_the_deadline(
     assert server.manager.stats.closed[1000] == 1
 
 
+async def test_a_turned_away_client_that_never_answers_is_let_go_by_the_deadline(
+    live_server: StartServer,
+) -> None:
+    close_timeout = 1.0
+    server = live_server(ws_max_connections=1, ws_close_timeout=close_timeout)
+    async with client(server.url) as holder:
+        await subscribe(holder, "alerts")
+        reader, writer = await handshake(server.port)
+        port = writer.get_extra_info("sockname")[1]
+        try:
+            assert await asyncio.wait_for(close_code(reader), 10) == 1013
+            closed_at = time.monotonic()
+
+            async def released() -> bool:
+                return not held_by_server(server.port, {port})
+
+            await until(released, timeout=close_timeout + RELEASE_SLACK)
+            assert time.monotonic() - closed_at <= close_timeout + RELEASE_SLACK
+        finally:
+            writer.transport.abort()
+    assert server.manager.stats.connections_rejected == 1
+
+
 async def test_a_client_that_only_sends_requests_is_slowed_down_then_closed(
     live_server: StartServer,
 ) -> None:
