@@ -10,7 +10,7 @@ import logging
 import random
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import orjson
 import pytest
@@ -121,6 +121,16 @@ async def admitted(server: LiveServer) -> bool:
             assert code == 1013, (code, reason)
             assert reason.startswith("connection limit reached"), reason
             return False
+
+
+def counted(server: LiveServer, closes: int) -> Callable[[], Awaitable[bool]]:
+    """Whether the server counted `closes` closes: a client may see its close before the
+    server's session has ended."""
+
+    async def check() -> bool:
+        return await server.call(lambda: sum(server.manager.stats.closed.values()) >= closes)
+
+    return check
 
 
 def abort(ws: ClientConnection) -> None:
@@ -274,6 +284,7 @@ async def test_a_client_that_reads_gets_every_pong(live_server: StartServer) -> 
         (held,) = held_by_server(server.port, {ws.local_address[1]})
         assert held.state == "ESTABLISHED"
     stats = server.manager.stats
+    await until(counted(server, 1))
     assert stats.slow_consumer_closes == 0
     assert stats.closed == {1000: 1}
     assert stats.messages_sent["none"] == 700
@@ -294,6 +305,7 @@ async def test_invalid_utf8_closes_with_1007_without_a_traceback(
     for _ in range(30):
         await asyncio.gather(*(one() for _ in range(10)))
     assert codes == [1007] * 300
+    await until(counted(server, 300))
     log.assert_quiet()
     assert sum("UTF-8" in line for line in log.lines) <= 1
     assert server.manager.stats.closed[1007] == 300
