@@ -126,7 +126,12 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Seconds between market-feed rounds (tickers, movers, overview)."
     )
     ws_close_timeout: float = Field(
-        5.0, gt=0, description="Seconds a close frame may wait for a client that is not reading."
+        5.0,
+        gt=0,
+        description=(
+            "Seconds from closing a socket until it is gone: one still open then (a client that"
+            " does not read or answer the close) is reset, its unsent data dropped."
+        ),
     )
     ws_shutdown_timeout: float = Field(
         5.0, gt=0, description="Seconds graceful shutdown may take to close every socket (1001)."

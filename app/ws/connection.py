@@ -15,6 +15,7 @@ import asyncio
 from starlette.websockets import WebSocket
 
 from app.ws.outbox import Outbox
+from app.ws.release import SocketHandle
 
 
 class Connection:
@@ -31,7 +32,9 @@ class Connection:
         "outbox",
         "peer_code",
         "reading",
+        "reported",
         "session",
+        "socket",
         "topics",
         "websocket",
         "writer",
@@ -62,6 +65,11 @@ class Connection:
         #: Whether the session task was cancelled by `request_close` (not by the server).
         self.interrupted = False
         self.writer: asyncio.Task[None] | None = None
+        #: Whether the end of the session was counted and reported to the hooks.
+        self.reported = False
+        #: The server's handle on the TCP socket, if it offers one: the session ends only once
+        #: the socket is released, or aborted at the close deadline.
+        self.socket: SocketHandle | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} topics={len(self.topics)} queued={len(self.outbox)}>"

@@ -98,10 +98,8 @@ class InboundHandler:
         scope.finish(error)
 
     def reply(self, conn: Connection, message: Message) -> None:
-        """Queue an answer to the client's own request; a client with a full reply lane is not
-        reading at all and is closed as a slow consumer."""
-        if not conn.outbox.put_control(Outgoing(message)):
-            self.registry.close_slow_consumer(conn)
+        """Queue an answer to the client's own request (the read loop keeps the lane bounded)."""
+        conn.outbox.put_control(Outgoing(message))
 
     async def _subscribe(self, conn: Connection, topics: tuple[str, ...]) -> str | None:
         try:

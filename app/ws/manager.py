@@ -3,7 +3,9 @@
 The server's task for each accepted socket reads the client's frames; one more task per socket,
 its writer, drains the socket's bounded queue, so a client that stops reading blocks only its
 own writer. When the session is to end, the task stops the writer, closes the socket with the
-right code within a bounded time, and removes every trace of it.
+right code, waits for the socket to be released (aborting it at the close deadline, see
+`app.ws.release`), and only then removes every trace of it: until the kernel lets go of a
+socket, it counts toward the connection limit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from app.ws.instrumentation import (
 )
 from app.ws.protocol import GOING_AWAY, INTERNAL_ERROR, NORMAL, ROUTE, TRY_AGAIN_LATER
 from app.ws.registry import Registry
+from app.ws.release import SocketHandle, socket_handle
 from app.ws.stats import WebSocketStats, bounded_close_code
 from app.ws.topics import TopicCatalog
 
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 
 #: What a socket the server can no longer write to raises from `send` / `close`.
 _GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+#: Seconds an aborted socket may take to be reported closed (the server does it on its next
+#: loop iteration).
+_ABORT_GRACE = 1.0
 
 
 class WebSocketManager:
@@ -127,6 +133,7 @@ class WebSocketManager:
 
         # Registered before the handshake's await, so concurrent arrivals see the slot taken.
         conn = Connection(next(self._ids), websocket, self.config.queue_size, self._clock())
+        conn.socket = socket_handle(websocket.scope)
         self.registry.add(conn)
         try:
             await websocket.accept()
@@ -146,17 +153,36 @@ class WebSocketManager:
             await self._end(conn)
         finally:
             self._release(conn)
-            code = bounded_close_code(conn.final_code)  # a label: peers may pick any code
-            self.stats.record_close(code)
-            self.instrumentation.disconnect(ROUTE, code, self._clock() - conn.connected_at)
+            self._report_end(conn)
+
+    def _report_end(self, conn: Connection) -> None:
+        """Count the close and tell the hooks, once: as soon as the close is done on the
+        protocol's side, even if the socket itself takes until the deadline to go."""
+        if conn.reported:
+            return
+        conn.reported = True
+        code = bounded_close_code(conn.final_code)  # a label: peers may pick any code
+        self.stats.record_close(code)
+        self.instrumentation.disconnect(ROUTE, code, self._clock() - conn.connected_at)
 
     async def _read(self, conn: Connection) -> None:
-        """Handle client frames until the session is to end, for whatever reason."""
+        """Handle client frames until the session is to end, for whatever reason.
+
+        While the replies to earlier frames wait to be sent, no frame is read (backpressure): a
+        client sending requests faster than it reads the answers is slowed down, not closed,
+        unless its writer gets nothing out for the slow-consumer timeout.
+        """
         receive = conn.websocket.receive
         handle = self._inbound.handle
+        outbox = conn.outbox
         conn.reading = True
         try:
             while not conn.closing:
+                if outbox.control_full:
+                    if outbox.full_since is None:
+                        outbox.full_since = self._clock()
+                    await outbox.room()
+                    continue
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     conn.peer_gone(int(message.get("code") or 1005))
@@ -195,31 +221,56 @@ class WebSocketManager:
             return
 
     async def _end(self, conn: Connection) -> None:
-        """Stop the writer; if the server is the one closing, send the close frame."""
+        """Stop the writer; if the server is the one closing, send the close frame. Either way,
+        the socket is released by the close deadline."""
+        server_closes = conn.close_code is not None
+        timeout = conn.close_timeout if server_closes else self.config.close_timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         writer = conn.writer
         if writer is not None and not writer.done():
             writer.cancel()
             await asyncio.wait([writer])
-        if conn.close_code is None:
+        if conn.close_code is not None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await conn.websocket.close(conn.close_code, conn.close_reason)
+            except TimeoutError:
+                self._warn.warning(
+                    "close-timeout",
+                    "gave up sending a WebSocket close frame (%d) after %.1f s: the client is "
+                    "not reading; resetting the connection",
+                    conn.close_code,
+                    timeout,
+                )
+            except _GONE:
+                pass
+        self._report_end(conn)
+        await self._let_go(conn.socket, deadline)
+
+    async def _let_go(self, socket: SocketHandle | None, deadline: float) -> None:
+        """Wait for the socket to be released (closing handshake done, or the client gone);
+        at `deadline`, abort it: the kernel drops what the client never read."""
+        if socket is None or socket.released:
             return
         try:
-            async with asyncio.timeout(conn.close_timeout):
-                await conn.websocket.close(conn.close_code, conn.close_reason)
+            async with asyncio.timeout_at(deadline):
+                await socket.wait_released()
+            return
         except TimeoutError:
-            self._warn.warning(
-                "close-timeout",
-                "gave up sending a WebSocket close frame (%d) after %.1f s: the client is not "
-                "reading",
-                conn.close_code,
-                conn.close_timeout,
-            )
-        except _GONE:
             pass
+        socket.abort()
+        try:
+            async with asyncio.timeout(_ABORT_GRACE):
+                await socket.wait_released()
+        except TimeoutError:
+            log.warning("a WebSocket was aborted but not reported closed")
 
     def _release(self, conn: Connection) -> None:
         """Synchronous, so it completes even when the handler is being cancelled."""
         if conn.writer is not None and not conn.writer.done():
             conn.writer.cancel()
+        if conn.socket is not None:
+            conn.socket.abort()  # a no-op once released; else the session was cut short
         self.registry.remove(conn)
         if self._shutdown is not None and not len(self.registry):
             self._drained.set()
@@ -231,13 +282,21 @@ class WebSocketManager:
         a refused handshake would only tell the client "403"."""
         self.stats.connections_rejected += 1
         scope.finish(error)
+        socket = socket_handle(websocket.scope)
+        deadline = asyncio.get_running_loop().time() + self.config.close_timeout
         try:
             await websocket.accept()
-            async with asyncio.timeout(self.config.close_timeout):
+            async with asyncio.timeout_at(deadline):
                 await websocket.close(code, close_reason(reason))
         except (*_GONE, TimeoutError):
-            return
-        self.stats.record_close(code)
+            pass
+        else:
+            self.stats.record_close(code)
+        try:
+            await self._let_go(socket, deadline)
+        finally:
+            if socket is not None:
+                socket.abort()  # a no-op once released; else cut short by cancellation
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], conn: Connection, name: str

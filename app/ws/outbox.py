@@ -3,8 +3,10 @@
 Broadcasting must never wait for a client, so `put_nowait` always succeeds at once: when the
 queue is full, the oldest update goes. Market updates are snapshots, so the newest one is the one
 worth keeping. Replies to the client's own requests (ack, pong, error) go in a separate small
-lane that is sent first and never dropped; a client that fills even that lane is not reading at
-all, and the caller closes it.
+lane that is sent first and never dropped. The client itself fills that lane, so it is bounded by
+backpressure instead: while it is full the session stops reading client frames (`room`) until
+the writer has sent some, and TCP slows the client down. Each frame gets at most one reply, so
+the lane never holds more than CONTROL_LANE_SIZE.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from typing import Final
 from app.ws.protocol import Message
 from app.ws.stats import NO_FAMILY
 
-#: Replies a client may have waiting before it counts as not reading: one per request it sent
-#: since the writer last got through, so a well-behaved client never gets close.
+#: Replies waiting to be sent before the session stops reading client frames.
 CONTROL_LANE_SIZE: Final = 32
 
 
@@ -32,7 +33,7 @@ class Outgoing:
 
 
 class Outbox:
-    __slots__ = ("_control", "_updates", "_waiter", "full_since", "maxsize")
+    __slots__ = ("_control", "_room", "_updates", "_waiter", "full_since", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
@@ -42,8 +43,10 @@ class Outbox:
         # A list: at most CONTROL_LANE_SIZE short-lived entries, and a tenth of a deque's size.
         self._control: list[Outgoing] = []
         self._waiter: asyncio.Future[None] | None = None
-        #: Clock reading of the first drop since the writer last took something; None while the
-        #: client keeps up. How long it stays set is how long the client has been stuck.
+        self._room: asyncio.Future[None] | None = None
+        #: Clock reading of the first drop (or of the reader waiting for `room`) since the writer
+        #: last took something; None while the client keeps up. How long it stays set is how
+        #: long the client has been stuck.
         self.full_since: float | None = None
 
     def __len__(self) -> int:
@@ -56,13 +59,26 @@ class Outbox:
         self._wake()
         return dropped
 
-    def put_control(self, item: Outgoing) -> bool:
-        """Queue a reply ahead of updates; False if the lane is full (the client is not reading)."""
-        if len(self._control) >= CONTROL_LANE_SIZE:
-            return False
+    def put_control(self, item: Outgoing) -> None:
+        """Queue a reply ahead of updates. The caller keeps the lane bounded: it reads the next
+        client frame only once `control_full` is false."""
         self._control.append(item)
         self._wake()
-        return True
+
+    @property
+    def control_full(self) -> bool:
+        return len(self._control) >= CONTROL_LANE_SIZE
+
+    async def room(self) -> None:
+        """Return once the reply lane has room (at once if it has)."""
+        if not self.control_full:
+            return
+        room = asyncio.get_running_loop().create_future()
+        self._room = room
+        try:
+            await room
+        finally:
+            self._room = None
 
     def discard_topic(self, topic: str) -> int:
         """Remove queued updates of `topic` (after an unsubscribe); returns how many."""
@@ -76,12 +92,14 @@ class Outbox:
         pending = list(self._updates)
         self._updates.clear()
         self._control.clear()
+        self._make_room()
         return pending
 
     def pop(self) -> Outgoing | None:
         """The next frame to send (replies first), or None if there is none."""
         if self._control:
             item = self._control.pop(0)
+            self._make_room()
         elif self._updates:
             item = self._updates.popleft()
         else:
@@ -104,3 +122,8 @@ class Outbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _make_room(self) -> None:
+        room = self._room
+        if room is not None and not room.done() and not self.control_full:
+            room.set_result(None)

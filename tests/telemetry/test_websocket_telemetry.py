@@ -109,3 +109,27 @@ async def _first_update(ws: ClientConnection) -> dict[str, Any]:
         body = await recv_json(ws)
         if "topic" in body:
             return body
+
+
+async def test_a_vanished_client_is_counted_as_1006() -> None:
+    """The close code label is the one the client saw, not uvicorn's "no status" (1005)."""
+    spans = SpanCollector()
+    telemetry = Telemetry(
+        TelemetryConfig(service_version=__version__, keep_ratio=1.0), span_sink=spans
+    )
+    settings = make_settings()
+    app = create_app(settings, telemetry=telemetry)
+    with LiveServer(settings, app=app) as server:
+        async with client(server.url) as ws:
+            await subscribe(ws, "alerts")
+            assert ws.transport is not None
+            ws.transport.abort()
+        await until(
+            lambda: server.call(lambda: any(s.name == "WS disconnect" for s in spans.spans))
+        )
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(server.http + "/metrics")).text
+    (bye,) = spans.named("WS disconnect")
+    assert dict(bye.attributes or {})["websocket.close_code"] == 1006
+    closed = samples(text, "websocket_connections_closed_total")
+    assert closed == {(("websocket_close_code", "1006"),): 1}

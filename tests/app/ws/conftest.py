@@ -17,16 +17,23 @@ StartServer = Callable[..., LiveServer]
 def live_server() -> Iterator[StartServer]:
     """Start the app under uvicorn with settings overrides; the feed is idle unless asked for.
 
-    Keyword arguments are settings, plus `ws_max_size` (uvicorn's frame limit) and `upstream`.
+    Keyword arguments are settings, plus `ws_max_size` (uvicorn's frame limit), `upstream`
+    and `uvicorn` (more uvicorn.Config options).
     """
     servers: list[LiveServer] = []
 
     def start(
-        *, ws_max_size: int | None = None, upstream: Any = None, **overrides: object
+        *,
+        ws_max_size: int | None = None,
+        upstream: Any = None,
+        uvicorn: dict[str, Any] | None = None,
+        **overrides: object,
     ) -> LiveServer:
         values: dict[str, object] = {"gc_freeze": False, "ws_feed_interval": 3600.0}
         values.update(overrides)
-        server = LiveServer(make_settings(**values), upstream=upstream, ws_max_size=ws_max_size)
+        server = LiveServer(
+            make_settings(**values), upstream=upstream, ws_max_size=ws_max_size, **(uvicorn or {})
+        )
         servers.append(server.start())
         return server
 

@@ -43,6 +43,7 @@ class LiveServer:
         app: FastAPI | None = None,
         upstream: ExchangeClient | None = None,
         ws_max_size: int | None = None,
+        **uvicorn_options: Any,
     ) -> None:
         self.app = app or create_app(settings, upstream=upstream)
         self.port = free_port()
@@ -54,6 +55,7 @@ class LiveServer:
             log_level="warning",
             ws_max_size=ws_max_size or settings.ws_max_message_bytes,
             ws_per_message_deflate=False,  # as app/cli.py runs it
+            **uvicorn_options,
         )
         self.server = GracefulServer(config, self.app)
         self._loop_factory = config.get_loop_factory() or asyncio.new_event_loop

@@ -23,15 +23,36 @@ def test_replies_go_first_and_are_never_dropped() -> None:
     box = Outbox(1)
     box.put_nowait(update(1))
     reply = Outgoing({"type": "websocket.send", "text": "ack"})
-    assert box.put_control(reply)
+    box.put_control(reply)
     box.put_nowait(update(2))
     assert box.pop() is reply
     assert box.pop() is not None
     assert box.pop() is None
     for _ in range(CONTROL_LANE_SIZE):
-        assert box.put_control(reply)
-    assert not box.put_control(reply)
+        assert not box.control_full
+        box.put_control(reply)
+    assert box.control_full
     assert len(box) == CONTROL_LANE_SIZE
+
+
+async def test_room_returns_once_the_writer_took_a_reply() -> None:
+    box = Outbox(1)
+    await asyncio.wait_for(box.room(), 1)  # room already: returns at once
+    for _ in range(CONTROL_LANE_SIZE):
+        box.put_control(Outgoing({"type": "websocket.send", "text": "pong"}))
+    waiter = asyncio.create_task(box.room())
+    await asyncio.sleep(0)
+    box.put_nowait(update(1))  # updates do not count
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    assert box.pop() is not None
+    await asyncio.wait_for(waiter, 1)
+    for _ in range(2):
+        box.put_control(Outgoing({"type": "websocket.send", "text": "pong"}))
+    waiter = asyncio.create_task(box.room())
+    await asyncio.sleep(0)
+    box.clear()  # the session is ending: nobody waits for room any longer
+    await asyncio.wait_for(waiter, 1)
 
 
 def test_progress_resets_the_full_streak() -> None:
