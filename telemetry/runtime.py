@@ -36,6 +36,7 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from app.cache.manager import CacheManager
+from app.periodic import Periodic
 from app.upstream.client import ExchangeClient
 from app.ws.stats import WebSocketStats
 from telemetry.bottlenecks import Check, evaluate
@@ -50,6 +51,7 @@ from telemetry.histograms import FastHistograms
 from telemetry.instruments import Instruments, hot_path_histograms
 from telemetry.process import EventLoopLagMonitor, ProcessSampler, register_process_observers
 from telemetry.roots import LocalRoots
+from telemetry.tasks import register_task_observers
 from telemetry.tracing import KeptTraceExemplarFilter, SlowTraceKeeper, SpanSink
 from telemetry.upstream import InstrumentedExchange
 from telemetry.websocket import WebSocketTelemetry, register_websocket_observers
@@ -133,6 +135,7 @@ class Telemetry:
         self.roots: LocalRoots
         self.window: RecentWindow
         self._cache: CacheManager | None = None
+        self._tasks: list[Periodic] = []
         self._websockets_active: Callable[[], int] | None = None
         self._span_worker: SpanExportWorker | None = None
         self._prometheus: PrometheusMetricReader | None = None
@@ -200,6 +203,8 @@ class Telemetry:
         self.loop_lag.start()
         self.window = RecentWindow(self._snapshot, interval=self.config.window_interval)
         self.window.start()
+        self._tasks.extend((self.loop_lag.task, self.window.task))
+        register_task_observers(self.meter, lambda: self._tasks)
         self._started = True
 
     async def shutdown(self) -> None:
@@ -235,6 +240,12 @@ class Telemetry:
             manager.instrumentation.bind(manager)
         register_cache_observers(self.meter, manager)
         self._cache = manager
+        self._tasks.append(manager.sweeper)
+
+    @property
+    def background_tasks(self) -> tuple[Periodic, ...]:
+        """Every periodic task whose failures this pipeline counts."""
+        return tuple(self._tasks)
 
     def bottlenecks(self) -> list[Check]:
         active = self._websockets_active() if self._websockets_active is not None else None
