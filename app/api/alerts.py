@@ -42,12 +42,37 @@ async def get_alert_history(request: Request) -> AlertHistory:
 History = Annotated[AlertHistory, Depends(get_alert_history)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
+
+def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its `#/$defs/...` references replaced by what they name.
+
+    Inside an OpenAPI document `#` is the document's root, where `$defs` does not exist: left
+    as they are, the references point nowhere and clients cannot tell what the body must be.
+    """
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 _WEBHOOK_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": WebhookPayload.model_json_schema(by_alias=True, mode="validation")
+            JSON_MEDIA_TYPE: {
+                "schema": _inline_definitions(
+                    WebhookPayload.model_json_schema(by_alias=True, mode="validation")
+                )
             }
         },
     }
