@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
+import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.support.market_process import MarketProcess, market_process
 
@@ -217,3 +219,16 @@ async def test_attackers_cost_no_memory_and_a_normal_client_is_served(
     assert growth < 20 * MIB
     assert all(closed_by_server)
     assert still_open <= 12  # at most the attackers' current connections
+
+
+async def test_a_websocket_outlives_the_head_timeout(server: MarketProcess) -> None:
+    url = f"ws://127.0.0.1:{server.port}/ws/dashboard"
+    async with connect(url) as socket:
+        await asyncio.sleep(HEAD_TIMEOUT + 1.0)
+        await socket.send(orjson.dumps({"op": "ping"}).decode())
+        for _ in range(20):  # a hello or updates may come first
+            frame = orjson.loads(await asyncio.wait_for(socket.recv(), 5))
+            if frame.get("op") == "pong":
+                break
+        else:
+            pytest.fail("no pong")
