@@ -38,7 +38,11 @@ def _not_a_boolean(value: object) -> object:
     return value
 
 
-Count = Annotated[int, Field(ge=0), BeforeValidator(_not_a_boolean)]
+MAX_COUNT: Final = 2**53 - 1
+"""The largest integer every JSON reader (a browser dashboard included) holds exactly; a larger
+count could not even be serialized back into the history."""
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_not_a_boolean)]
 _Key = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 _LabelValue = Annotated[str, StringConstraints(max_length=1024)]
 _AnnotationValue = Annotated[str, StringConstraints(max_length=8192)]

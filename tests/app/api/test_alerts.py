@@ -202,3 +202,12 @@ async def test_a_failing_broadcast_still_answers_200(monkeypatch: pytest.MonkeyP
         response = await client.post(WEBHOOK, json=payload())
         assert services.alerts.publish_errors == 1
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("count", [2**53, 2**64, -1, True])
+async def test_truncated_alerts_out_of_range_is_422(count: object) -> None:
+    async with running_app(quiet_app()) as (client, services):
+        response = await client.post(WEBHOOK, json=payload(truncatedAlerts=count))
+        kept = len(services.alerts)
+    assert response.status_code == 422
+    assert kept == 0
