@@ -8,10 +8,14 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages of the real servers the tests start: binary:package
 SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
-           prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+           prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
+           docker-compose:docker-compose
 PYTEST_ARGS ?=
+# Every install pins the versions the tests last passed with; `make constraints` rewrites the file
+# from the current venv (pip freeze --exclude-editable) after a dependency change.
+CONSTRAINTS := constraints.txt
 
-.PHONY: help run test lint typecheck unit system-deps bench stack clean
+.PHONY: help run test lint typecheck unit system-deps bench stack clean constraints
 
 help:
 	@echo "make run    - run the service on embedded defaults (in-memory cache, simulator)"
@@ -26,13 +30,19 @@ $(BIN)/python:
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.runtime: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e .
+$(VENV)/.runtime: $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e .
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	@touch $@
+
+constraints: $(VENV)/.dev
+	{ echo "# Exact versions of every runtime and dev dependency the tests last passed with."; \
+	  echo "# Regenerate after changing dependencies: make constraints"; \
+	  echo "# (= .venv/bin/pip freeze --exclude-editable, in a venv made by make test)."; \
+	  $(BIN)/pip freeze --exclude-editable; } > $(CONSTRAINTS)
 
 run: $(VENV)/.runtime
 	$(BIN)/market-api

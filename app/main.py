@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.alerting import AlertHistory
 from app.alerting.live import broadcast_to
-from app.api import admin, alerts, market, monitoring, performance, websocket
+from app.api import admin, alerts, market, monitoring, performance, runbooks, websocket
 from app.cache import build_cache_manager
 from app.errors import install_error_handlers
 from app.faults import FaultInjector
@@ -24,6 +25,7 @@ from app.services import Services
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
 from app.upstream.factory import build_exchange_client
+from app.upstream.health import HealthTrackedExchange, UpstreamHealth
 from app.ws.lifecycle import start_realtime
 from telemetry.runtime import Telemetry
 from telemetry.setup import build_telemetry, instrument_app
@@ -84,6 +86,9 @@ def create_app(
                 # Inside the telemetry wrapper, so upstream spans include the injected latency.
                 exchange = faults.wrap_upstream(exchange)
                 stack.push_async_callback(faults.close)
+            # Outside the faults, so health sees injected failures as callers do.
+            upstream_health = UpstreamHealth()
+            exchange = HealthTrackedExchange(exchange, upstream_health)
             if pipeline is not None:
                 exchange = pipeline.instrument_upstream(exchange)
 
@@ -111,6 +116,7 @@ def create_app(
                 settings=settings,
                 cache=cache,
                 upstream=exchange,
+                upstream_health=upstream_health,
                 market=market_service,
                 telemetry=pipeline,
                 ws=ws,
@@ -129,7 +135,9 @@ def create_app(
             yield
             # Teardown runs in reverse order of the callbacks pushed above.
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets the app serves itself (fastapi-offline ships them): the
+    # docs work on a machine with no route to a public CDN.
+    app = FastAPIOffline(
         title="Market API",
         version=__version__,
         description="Market data for trading dashboards over REST and WebSocket.",
@@ -144,6 +152,7 @@ def create_app(
     app.include_router(market.router)
     app.include_router(monitoring.router)
     app.include_router(performance.router)
+    app.include_router(runbooks.router)
     app.include_router(websocket.router)
     app.include_router(alerts.router)
     if settings.enable_fault_injection:

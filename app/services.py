@@ -12,6 +12,7 @@ from app.faults import FaultInjector
 from app.market.service import MarketService
 from app.settings import Settings
 from app.upstream.client import ExchangeClient
+from app.upstream.health import UpstreamHealth
 from app.ws.manager import WebSocketManager
 from telemetry.runtime import Telemetry
 
@@ -26,6 +27,7 @@ class Services:
     ws: WebSocketManager | None = None
     alerts: AlertHistory = field(default_factory=AlertHistory)
     faults: FaultInjector | None = None
+    upstream_health: UpstreamHealth = field(default_factory=UpstreamHealth)
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -163,9 +163,17 @@ class Settings(BaseSettings):
     event_loop_lag_interval: float = Field(
         0.25, gt=0, description="Seconds between event-loop lag probes."
     )
+    runbook_base_url: str = Field(
+        "",
+        pattern=r"^(https?://\S+)?$",
+        description="Absolute URL of the runbooks document; /bottlenecks links each alert to "
+        "<this URL>#<alert name in lower case>. Empty: the runbooks this app serves at "
+        "/runbooks (docs/runbooks.md, shipped in the package).",
+    )
     grafana_dashboard_url: str = Field(
-        "http://127.0.0.1:3000/d/market-api/market-api",
-        description="Where GET /performance redirects: the service's Grafana dashboard.",
+        "http://127.0.0.1:3000/d/market-api/market-api-overview",
+        description="Where GET /performance redirects: the overview dashboard on the Compose "
+        "stack's Grafana (uid market-api).",
     )
 
     # --- Alerting (Alertmanager webhook) ---------------------------------------------------

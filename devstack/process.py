@@ -8,9 +8,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from devstack.polling import poll_until
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -21,16 +22,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
-            time.sleep(0.02)
+    poll_until(
+        lambda: port_open(host, port),
+        timeout=timeout,
+        interval=0.02,
+        waiting_for=lambda: f"nothing listens on {host}:{port} after {timeout}s",
+    )
 
 
 def require_binary(name: str, package: str) -> str:
@@ -91,16 +97,17 @@ class ManagedProcess:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                wait_for_port(self.host, self.port, timeout=0.2)
-                return
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.name} not ready: {self.tail()}") from None
+            return port_open(self.host, self.port)
+
+        poll_until(
+            ready,
+            timeout=timeout,
+            interval=0.02,
+            waiting_for=lambda: f"{self.name} not ready: {self.tail()}",
+        )
 
     def tail(self, lines: int = 20) -> str:
         if self.log_path is None or not self.log_path.exists():

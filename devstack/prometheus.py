@@ -1,4 +1,4 @@
-"""A real Prometheus on 127.0.0.1, configured from the repository's `alerts/prometheus.yml`.
+"""A real Prometheus on 127.0.0.1, configured from `alerts/prometheus.yml` (package data).
 
 The committed configuration names the addresses of `make run`. `render_prometheus_config` writes
 the same file for other addresses, intervals and rule files by replacing those few values, each
@@ -14,13 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from alerts.files import ALERTS_DIR, PROMETHEUS_CONFIG, RULES_DIR
 from devstack.process import free_port, require_binary
 from devstack.readiness import HttpReadyProcess
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[1]
-ALERTS_DIR: Final = REPO_ROOT / "alerts"
-PROMETHEUS_CONFIG: Final = ALERTS_DIR / "prometheus.yml"
-RULES_DIR: Final = ALERTS_DIR / "rules"
+__all__ = [
+    "ALERTS_DIR",
+    "PROMETHEUS_CONFIG",
+    "RULES_DIR",
+    "prometheus_process",
+    "render_prometheus_config",
+    "write_prometheus_config",
+]
 
 APP_TARGET_PLACEHOLDER: Final = '"127.0.0.1:8000"'
 ALERTMANAGER_PLACEHOLDER: Final = '"127.0.0.1:9093"'

@@ -8,26 +8,33 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from devstack.polling import poll_until
 from devstack.process import ManagedProcess
 
 
 def wait_http_ready(url: str, timeout: float = 15.0) -> None:
     """Poll `url` until it answers 200."""
-    deadline = time.monotonic() + timeout
     last = "no answer"
-    while True:
+
+    def ready() -> bool:
+        nonlocal last
         try:
             with urllib.request.urlopen(url, timeout=1.0) as response:
                 if response.status == 200:
-                    return
+                    return True
                 last = f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"
         except OSError as exc:
             last = str(exc)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} not ready after {timeout}s: {last}")
-        time.sleep(0.05)
+        return False
+
+    poll_until(
+        ready,
+        timeout=timeout,
+        interval=0.05,
+        waiting_for=lambda: f"{url} not ready after {timeout}s: {last}",
+    )
 
 
 class HttpReadyProcess(ManagedProcess):

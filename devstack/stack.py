@@ -4,11 +4,12 @@
     market-stack --load cache-miss        # ... plus a load-generator scenario
     market-stack --scrape-interval 1s --evaluation-interval 1s --for 30
 
-The servers are the machine's own binaries (`make test` installs them) started with the repo's
-configuration: Prometheus from `alerts/prometheus.yml` (scraping the app's `/metrics`, the rule
-files, exemplar storage on), Alertmanager from `alerts/alertmanager.yml` (webhook pointed at the
-app). The app runs with `ENABLE_FAULT_INJECTION=true` and the stack's memcached, so every alert
-can be provoked with `market-load`. Ctrl-C (or SIGTERM) stops everything.
+The servers are the machine's own binaries (`make test` installs them) started with the
+configuration the `alerts` package ships: Prometheus from `alerts/prometheus.yml` (scraping the
+app's `/metrics`, the rule files, exemplar storage on), Alertmanager from
+`alerts/alertmanager.yml` (webhook pointed at the app). The app runs with
+`ENABLE_FAULT_INJECTION=true` and the stack's memcached, so every alert can be provoked with
+`market-load`. Ctrl-C (or SIGTERM) stops everything.
 
 `Stack` is the same launcher as a class: the end-to-end alert tests start it on free ports with
 1 s intervals and a copy of the rules whose `for:` durations are shortened (nothing else differs).
@@ -31,6 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, TextIO
 
+from alerts.files import RULES_DIR
 from alerts.generate import render_rules
 from devstack.alertmanager import alertmanager_process, write_alertmanager_config
 from devstack.loadgen import LoadConfig, LoadGenerator, run_scenario
@@ -258,7 +260,7 @@ class Stack:
 # ---------------------------------------------------------------------- command line
 def describe(stack: Stack, out: TextIO) -> None:
     pid = stack.app.proc.pid if stack.app is not None and stack.app.proc is not None else "?"
-    rules = stack.rules_file or "alerts/rules/ (committed)"
+    rules = stack.rules_file or f"{RULES_DIR} (committed)"
     out.write(
         f"market-stack: everything on {HOST}; configs and logs in {stack.workdir}\n"
         f"  app           {stack.app_url}  (pid {pid}, fault injection on)\n"
@@ -307,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="market-stack",
         description="memcached + the app + Prometheus + Alertmanager on 127.0.0.1, from the "
-        "machine's binaries and the repo's configuration; Ctrl-C stops everything.",
+        "machine's binaries and the configuration shipped in the package; Ctrl-C stops everything.",
     )
     parser.add_argument("--app-port", type=int, default=defaults.app_port)
     parser.add_argument("--memcached-port", type=int, default=defaults.memcached_port)

@@ -12,7 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from telemetry.bottlenecks import AlertState
 from telemetry.runtime import Telemetry
+from telemetry.thresholds import BY_ALERT
 from telemetry.window import histogram_quantile
 
 _START = time.monotonic()
@@ -98,9 +100,17 @@ def system_section(telemetry: Telemetry) -> dict[str, Any]:
     }
 
 
-def bottlenecks_report(telemetry: Telemetry) -> dict[str, Any]:
+def bottlenecks_report(telemetry: Telemetry, runbook_page: str) -> dict[str, Any]:
+    """`breached`: conditions that hold now; of those, `firing` have held for the rule's `for:`
+    and `pending` not yet, the states Prometheus would report. Each check links to its section
+    of the runbooks at `runbook_page` (an absolute URL)."""
     checks = telemetry.bottlenecks()
     return {
         "breached": [c.alert for c in checks if c.breached],
-        "checks": [c.as_dict() for c in checks],
+        "pending": [c.alert for c in checks if c.state is AlertState.PENDING],
+        "firing": [c.alert for c in checks if c.state is AlertState.FIRING],
+        "checks": [
+            {**c.as_dict(), "runbook_url": f"{runbook_page}#{BY_ALERT[c.alert].runbook_anchor}"}
+            for c in checks
+        ],
     }

@@ -39,7 +39,7 @@ from app.cache.manager import CacheManager
 from app.periodic import Periodic
 from app.upstream.client import ExchangeClient
 from app.ws.stats import WebSocketStats
-from telemetry.bottlenecks import Check, evaluate
+from telemetry.bottlenecks import Check, LiveAlerts
 from telemetry.cache import CacheTelemetry, register_cache_observers
 from telemetry.export import (
     CountingMetricExporter,
@@ -111,11 +111,13 @@ class Telemetry:
         span_exporter: SpanExporter | None = None,
         span_sink: SpanSink | None = None,
         metric_readers: Sequence[MetricReader] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`span_exporter` replaces the OTLP exporter; `span_sink` bypasses the export queue
         (tests read spans synchronously); `metric_readers` are added to the Prometheus reader
-        and the OTLP reader."""
+        and the OTLP reader; `clock` times the snapshots the live alert checks judge."""
         self.config = config
+        self._clock = clock
         self._span_exporter = span_exporter
         self._span_sink = span_sink
         self._extra_readers = list(metric_readers)
@@ -134,6 +136,7 @@ class Telemetry:
         self.loop_lag: EventLoopLagMonitor
         self.roots: LocalRoots
         self.window: RecentWindow
+        self.live_alerts: LiveAlerts
         self._cache: CacheManager | None = None
         self._tasks: list[Periodic] = []
         self._websockets_active: Callable[[], int] | None = None
@@ -201,7 +204,12 @@ class Telemetry:
             self.instruments.event_loop_lag, self.config.loop_lag_interval
         )
         self.loop_lag.start()
-        self.window = RecentWindow(self._snapshot, interval=self.config.window_interval)
+        self.window = RecentWindow(
+            self._snapshot, interval=self.config.window_interval, on_sample=self._judge_alerts
+        )
+        self.live_alerts = LiveAlerts(
+            self.window, self.instruments.http_duration.boundaries, self._websocket_count
+        )
         self.window.start()
         self._tasks.extend((self.loop_lag.task, self.window.task))
         register_task_observers(self.meter, lambda: self._tasks)
@@ -248,8 +256,13 @@ class Telemetry:
         return tuple(self._tasks)
 
     def bottlenecks(self) -> list[Check]:
-        active = self._websockets_active() if self._websockets_active is not None else None
-        return evaluate(self.window, self.instruments.http_duration.boundaries, active)
+        return self.live_alerts.evaluate()
+
+    def _judge_alerts(self, snapshot: Snapshot) -> None:
+        self.live_alerts.evaluate(snapshot)
+
+    def _websocket_count(self) -> int | None:
+        return self._websockets_active() if self._websockets_active is not None else None
 
     def _snapshot(self) -> Snapshot:
         hits = lookups = 0
@@ -258,7 +271,7 @@ class Telemetry:
             hits = stats.hits
             lookups = hits + stats.misses
         counts, _, _ = self.instruments.http_duration.totals()
-        return Snapshot(time.monotonic(), lookups, hits, tuple(counts), self.process.rss_bytes())
+        return Snapshot(self._clock(), lookups, hits, tuple(counts), self.process.rss_bytes())
 
     def websocket_instrumentation(self) -> WebSocketTelemetry:
         return WebSocketTelemetry(self.roots, self.instruments.websocket_session_duration)

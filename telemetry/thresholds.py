@@ -28,6 +28,11 @@ RSS_LIMIT_BYTES: Final = 150 * 2**20
 """Resident memory one process may use; also the line the leak prediction must not cross."""
 LEAK_WINDOW_SECONDS: Final = 3600
 """History `predict_linear` and `deriv` fit the RSS trend over."""
+LEAK_MIN_HISTORY_SECONDS: Final = 1800
+"""RSS history the app's own leak check needs before it judges at all: half the window. A fit
+over the first minutes of a process sees only its start-up growth, and extrapolated 4 h ahead
+that "predicts" gigabytes. Prometheus' range of the same rule reaches across restarts (the
+series of an instance outlives its process), the process' own history starts empty."""
 LEAK_HORIZON_SECONDS: Final = 4 * 3600
 """How far ahead the fitted trend is extrapolated."""
 LATENCY_QUANTILE: Final = 0.95
@@ -116,6 +121,10 @@ class Threshold:
     `condition` is the threshold itself. `guard`, when set, must hold as well (a minimum request
     rate, a positive growth rate): it keeps the alert quiet where the threshold alone would be
     noise. `absent_query`, when set, also fires the alert when that query returns nothing at all.
+
+    Code that judges live values applies the rest of the rule too: the condition must hold at
+    every evaluation for `for_seconds` before the alert counts as firing (pending until then),
+    and a threshold over a trend is not judged before `min_history_seconds` of history exist.
     """
 
     alert: str
@@ -126,6 +135,7 @@ class Threshold:
     description: str
     guard: Condition | None = None
     absent_query: str | None = None
+    min_history_seconds: int = 0
 
     @property
     def value(self) -> float:
@@ -172,6 +182,15 @@ class Threshold:
         if self.absent_query is not None:
             parts += ["or", f"absent({self.absent_query})"]
         return "\n".join(parts)
+
+    def judgeable(self, history_seconds: float) -> bool:
+        """Whether `history_seconds` of samples are enough to judge this threshold at all."""
+        return history_seconds >= self.min_history_seconds
+
+    def firing(self, held_seconds: float) -> bool:
+        """Pending becomes firing once the condition has held for `for_seconds`, as in
+        Prometheus (an evaluation exactly `for` after the first one that held fires)."""
+        return held_seconds >= self.for_seconds
 
     def breached(self, value: float, guard_value: float | None = None) -> bool:
         """Whether a value measured now is past the threshold, as the rule would judge it
@@ -349,6 +368,7 @@ MEMORY_LEAK_SUSPECTED: Final = Threshold(
     guard=Condition(
         f"max by (job, instance) (deriv({_LEAK_RANGE}))", Comparison.GT, 0, Unit.BYTES_PER_SECOND
     ),
+    min_history_seconds=LEAK_MIN_HISTORY_SECONDS,
     summary=_fill("Market API resident memory keeps growing towards %(rss)s."),
     description=_fill(
         "The resident memory of {{ $labels.instance }} (job {{ $labels.job }}) grew over the "

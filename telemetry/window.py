@@ -67,7 +67,12 @@ def least_squares(points: Sequence[tuple[float, float]]) -> tuple[float, float] 
 
 
 class RecentWindow:
-    """A ring of snapshots covering `horizon` seconds, taken every `interval` seconds."""
+    """A ring of snapshots covering `horizon` seconds, taken every `interval` seconds.
+
+    `on_sample` sees each snapshot as it is taken: the live alert checks are evaluated there, at
+    a steady pace like Prometheus' evaluation interval, so a `for:` means "held at every
+    evaluation" and not "held whenever somebody happened to ask".
+    """
 
     def __init__(
         self,
@@ -75,9 +80,11 @@ class RecentWindow:
         *,
         interval: float = 15.0,
         horizon: float = 3600.0,
+        on_sample: Callable[[Snapshot], object] | None = None,
     ) -> None:
         self._take = take
         self.interval = interval
+        self._on_sample = on_sample
         self._ring: deque[Snapshot] = deque(maxlen=max(2, math.ceil(horizon / interval) + 1))
         self._sampler = Periodic("telemetry-window", interval, self._sample)
 
@@ -86,7 +93,10 @@ class RecentWindow:
         return self._sampler
 
     def _sample(self) -> None:
-        self._ring.append(self._take())
+        snapshot = self._take()
+        self._ring.append(snapshot)
+        if self._on_sample is not None:
+            self._on_sample(snapshot)
 
     def start(self) -> None:
         self._sample()
@@ -104,6 +114,11 @@ class RecentWindow:
             if now.at - snap.at <= seconds and now.at > snap.at:
                 return snap
         return None
+
+    def history_seconds(self, now: Snapshot, seconds: float) -> float:
+        """How far back, within `seconds` before `now`, the ring reaches."""
+        oldest = next((s.at for s in self._ring if now.at - s.at <= seconds), now.at)
+        return max(0.0, now.at - oldest)
 
     def rss_series(self, now: Snapshot, seconds: float) -> list[tuple[float, float]]:
         points = [(s.at, float(s.rss_bytes)) for s in self._ring if now.at - s.at <= seconds]

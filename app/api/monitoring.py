@@ -1,12 +1,14 @@
-"""Monitoring API: cache statistics and component health as JSON."""
+"""Monitoring API, every route under `/api/monitoring/performance`: cache statistics, component
+health, and the request, system and threshold views read from telemetry (`performance.py`)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
-from app.api.performance import telemetry_sections
+from app.api.performance import api_view, bottlenecks_view, telemetry_sections
 from app.services import Services, get_services
 from app.ws.summary import websocket_summary
 
@@ -73,11 +75,24 @@ async def metrics_cache(services: AppServices) -> dict[str, Any]:
 
 @router.get("/health")
 async def health(services: AppServices) -> dict[str, Any]:
-    """200 while the service can answer; `degraded` while the in-memory fallback serves."""
+    """200 while the service can answer; `degraded` while the in-memory fallback serves or the
+    latest upstream call failed."""
     cache = await services.cache.health()
     components: dict[str, Any] = {
         "cache": cache,
-        "upstream": {"status": "ok", "calls": services.upstream.calls},
+        "upstream": {**services.upstream_health.report(), "calls": services.upstream.calls},
     }
     status = "degraded" if any(c["status"] != "ok" for c in components.values()) else "ok"
     return {"status": status, "components": components}
+
+
+@router.get("/metrics/api", response_model=None)
+async def metrics_api(services: AppServices) -> dict[str, Any] | Response:
+    """Requests, errors and latency quantiles per route template, since start."""
+    return api_view(services)
+
+
+@router.get("/bottlenecks", response_model=None)
+async def bottlenecks(request: Request, services: AppServices) -> dict[str, Any] | Response:
+    """Which alert thresholds are breached now, judged like the alert rules judge them."""
+    return bottlenecks_view(services, str(request.base_url))

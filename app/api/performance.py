@@ -1,7 +1,9 @@
-"""Request, system and threshold views of the monitoring API, read from the telemetry pipeline.
+"""Request, system and threshold views of the monitoring API, read from the telemetry pipeline,
+and the `/performance` redirect to the Grafana dashboard.
 
-They answer 503 with a JSON reason when telemetry is off (`OTEL_SDK_DISABLED=true`): the numbers
-they would show are the instruments' own.
+The views are served by the monitoring router (`app/api/monitoring.py`, the one router under
+`/api/monitoring/performance`). They answer 503 with a JSON reason when telemetry is off
+(`OTEL_SDK_DISABLED=true`): the numbers they would show are the instruments' own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 
+from app.api.runbooks import runbook_page
 from app.errors import error_response
 from app.services import Services, get_services
 from telemetry.report import api_section, bottlenecks_report, system_section
@@ -18,7 +21,6 @@ from telemetry.runtime import Telemetry
 
 router = APIRouter(tags=["monitoring"])
 AppServices = Annotated[Services, Depends(get_services)]
-PREFIX = "/api/monitoring/performance"
 
 
 def _disabled() -> Response:
@@ -32,20 +34,17 @@ def telemetry_sections(telemetry: Telemetry | None) -> dict[str, Any]:
     return {"api": api_section(telemetry), "system": system_section(telemetry)}
 
 
-@router.get(f"{PREFIX}/metrics/api", response_model=None)
-async def metrics_api(services: AppServices) -> dict[str, Any] | Response:
-    """Requests, errors and latency quantiles per route template, since start."""
+def api_view(services: Services) -> dict[str, Any] | Response:
     if services.telemetry is None:
         return _disabled()
     return api_section(services.telemetry)
 
 
-@router.get(f"{PREFIX}/bottlenecks", response_model=None)
-async def bottlenecks(services: AppServices) -> dict[str, Any] | Response:
-    """Which alert thresholds are breached now, judged like the alert rules judge them."""
+def bottlenecks_view(services: Services, request_base_url: str) -> dict[str, Any] | Response:
     if services.telemetry is None:
         return _disabled()
-    return bottlenecks_report(services.telemetry)
+    page = runbook_page(services.settings.runbook_base_url, request_base_url)
+    return bottlenecks_report(services.telemetry, page)
 
 
 @router.get("/performance", include_in_schema=False)

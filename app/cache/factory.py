@@ -7,6 +7,7 @@ from app.cache.backends.memory import MemoryBackend
 from app.cache.breaker import CircuitBreaker
 from app.cache.instrumentation import CacheInstrumentation
 from app.cache.manager import CacheManager
+from app.cache.namespaces import NAMESPACES, namespace_ttls
 from app.settings import Settings
 
 
@@ -31,12 +32,8 @@ def build_cache_manager(
         shared=shared,
         breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown),
         default_ttl=settings.cache_default_ttl,
-        namespace_ttls={
-            "market": settings.market_ttl,
-            "dashboard": settings.dashboard_ttl,
-            "analysis": settings.analysis_ttl,
-            "api": settings.market_ttl,
-        },
+        namespace_ttls=namespace_ttls(settings),
+        namespaces=NAMESPACES,
         key_prefix=settings.cache_key_prefix,
         max_item_bytes=settings.cache_max_item_bytes,
         version_refresh=settings.cache_version_refresh,

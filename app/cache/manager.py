@@ -17,6 +17,7 @@ from app.cache.backends.memory import MemoryBackend
 from app.cache.breaker import BreakerState, CircuitBreaker
 from app.cache.instrumentation import CacheInstrumentation, NoopCacheInstrumentation
 from app.cache.keys import data_key, validate_name, version_key
+from app.cache.namespaces import NAMESPACES
 from app.cache.serialization import CacheDecodeError, decode, encode
 from app.cache.singleflight import SingleFlight
 from app.cache.stats import CacheStats
@@ -25,7 +26,7 @@ from app.ratelimit_log import RateLimitedLogger
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAMESPACES: Final = ("api", "market", "analysis", "dashboard")
+DEFAULT_NAMESPACES: Final = NAMESPACES
 T = TypeVar("T")
 
 

@@ -115,6 +115,20 @@ class OtlpReceiver:
                     for metric in scope_metrics.metrics:
                         yield resource, metric
 
+    def scoped_metrics(self) -> Iterator[tuple[dict[str, Any], dict[str, str], Metric]]:
+        """(resource attributes, instrumentation scope, metric) of every metric received."""
+        for request in self.metrics:
+            for resource_metrics in request.resource_metrics:
+                resource = attributes(resource_metrics.resource.attributes)
+                for scope_metrics in resource_metrics.scope_metrics:
+                    scope = {
+                        "otel_scope_name": scope_metrics.scope.name,
+                        "otel_scope_version": scope_metrics.scope.version,
+                        "otel_scope_schema_url": scope_metrics.schema_url,
+                    }
+                    for metric in scope_metrics.metrics:
+                        yield resource, scope, metric
+
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():

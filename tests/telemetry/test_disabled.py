@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from app.main import create_app
+from app.upstream.health import HealthTrackedExchange
 from tests.conftest import make_settings
 from tests.support.app_client import running_app
 
@@ -16,4 +17,6 @@ async def test_otel_sdk_disabled_turns_everything_off(monkeypatch: pytest.Monkey
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
         assert type(services.cache.instrumentation).__name__ == "NoopCacheInstrumentation"
-        assert type(services.upstream).__name__ == "ExchangeSimulator"
+        # Only the health tracker wraps the simulator: no telemetry wrapper.
+        assert isinstance(services.upstream, HealthTrackedExchange)
+        assert type(services.upstream.inner).__name__ == "ExchangeSimulator"

@@ -10,8 +10,8 @@ import pytest
 from devstack.process import free_port
 from tests.conftest import make_settings
 from tests.support.log_records import root_log_records
+from tests.support.otlp_app import exporting_app
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.telemetry.test_otlp import exporting_app
 
 pytestmark = pytest.mark.server
 

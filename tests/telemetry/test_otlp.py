@@ -3,51 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
-import httpx
 import pytest
-from opentelemetry.exporter.prometheus._mapping import map_unit, sanitize_full_name
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import __version__
-from app.main import create_app
-from app.services import Services
-from app.settings import Settings
 from telemetry.instruments import HTTP_DURATION_BUCKETS
-from telemetry.runtime import Telemetry, TelemetryConfig
 from tests.conftest import make_settings
-from tests.support.app_client import running_app
+from tests.support.otlp_app import exporting_app, exporting_to_receiver
 from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.prometheus_translation import clear_unit_of_ratio_gauges, metric_name
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as rx:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
-        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "300")
-        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    with exporting_to_receiver(monkeypatch) as rx:
         yield rx
-
-
-@asynccontextmanager
-async def exporting_app(
-    settings: Settings, keep_ratio: float = 0.0
-) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    telemetry = Telemetry(
-        TelemetryConfig(
-            service_version=__version__,
-            keep_slower_than_ms=100.0,
-            keep_ratio=keep_ratio,
-            loop_lag_interval=0.05,
-        )
-    )
-    async with running_app(create_app(settings, telemetry=telemetry)) as pair:
-        yield pair
 
 
 async def test_kept_traces_metrics_and_exemplars_arrive(receiver: OtlpReceiver) -> None:
@@ -103,14 +78,14 @@ async def test_kept_traces_metrics_and_exemplars_arrive(receiver: OtlpReceiver) 
     ]:
         assert latest[name].unit == unit, name
 
-    # Same names on both paths: translate OTLP names the way Prometheus/the Collector do.
-    scraped = {f.name for f in text_string_to_metric_families(prometheus_text)}
+    # Same names on both paths: translate OTLP names the way the Collector does
+    # (tests/compose/test_collector_metric_names.py compares the label sets too).
+    scraped = {s.name for f in text_string_to_metric_families(prometheus_text) for s in f.samples}
     for name, exported in latest.items():
-        translated = sanitize_full_name(name)
-        suffix = map_unit(exported.unit)
-        if suffix and not translated.endswith(suffix):
-            translated += "_" + suffix
-        assert translated in scraped, f"{name} -> {translated} missing from /metrics"
+        translated = metric_name(clear_unit_of_ratio_gauges(exported))
+        assert translated in scraped or f"{translated}_count" in scraped, (
+            f"{name} -> {translated} missing from /metrics"
+        )
 
 
 async def test_resource_follows_otel_variables(

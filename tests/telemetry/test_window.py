@@ -40,19 +40,11 @@ def test_least_squares_on_a_line() -> None:
     assert least_squares(points[:1]) is None
 
 
-class Scripted:
-    """Snapshots supplied by the test instead of the live counters."""
-
-    def __init__(self, snaps: list[Snapshot]) -> None:
-        self.snaps = snaps
-
-    def __call__(self) -> Snapshot:
-        return self.snaps.pop(0) if len(self.snaps) > 1 else self.snaps[0]
-
-
 def window_of(*snaps: Snapshot) -> RecentWindow:
-    window = RecentWindow(Scripted(list(snaps[1:]) or [snaps[0]]), interval=15, horizon=3600)
-    window._ring.append(snaps[0])
+    """A window that sampled all but the last snapshot; the last one is "now"."""
+    window = RecentWindow(lambda: snaps[-1], interval=15, horizon=3600)
+    for earlier in snaps[:-1]:
+        window._ring.append(earlier)
     return window
 
 
@@ -88,9 +80,24 @@ def test_each_threshold_breaches_on_its_own_input() -> None:
     assert checks(window_of(snap(0, 0, 0, (0,) * 15, 1)), ws=th.WEBSOCKETS_MAX + 1)[
         th.TOO_MANY_WEBSOCKETS.alert
     ]
+    history = th.LEAK_MIN_HISTORY_SECONDS
     growing = window_of(
-        *(snap(t, 0, 0, (0,) * 15, (60 << 20) + t * 20_000) for t in range(0, 600, 15))
+        *(snap(t, 0, 0, (0,) * 15, (60 << 20) + t * 20_000) for t in range(0, history + 15, 15))
     )
     result = checks(growing)
     assert result[th.MEMORY_LEAK_SUSPECTED.alert]  # 20 kB/s -> +288 MB in 4h
     assert not result[th.MEMORY_HIGH.alert]
+
+
+def test_the_leak_is_not_judged_on_less_than_the_minimum_history() -> None:
+    # The same growth, one sample short of the minimum history: no trend is judged at all.
+    history = th.LEAK_MIN_HISTORY_SECONDS
+    young = window_of(
+        *(snap(t, 0, 0, (0,) * 15, (60 << 20) + t * 20_000) for t in range(0, history, 15))
+    )
+    [leak] = [
+        c for c in evaluate(young, HTTP_BOUNDS, 0) if c.alert == th.MEMORY_LEAK_SUSPECTED.alert
+    ]
+    assert not leak.breached
+    assert leak.value is None
+    assert f"needs {history}s of RSS history" in leak.detail

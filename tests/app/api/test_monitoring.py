@@ -42,3 +42,18 @@ async def test_health_with_memcached(memcached: ManagedProcess) -> None:
     assert body["status"] == "ok"
     assert body["components"]["cache"]["memcached"]["reachable"] is True
     assert metrics["backend"] == "memcached"
+
+
+def test_one_router_serves_every_monitoring_path() -> None:
+    from fastapi.routing import APIRoute
+
+    from app.api import monitoring
+
+    prefix = "/api/monitoring/performance"
+    app = create_app(make_settings(), telemetry=None)
+    served = {path for path in app.openapi()["paths"] if path.startswith(prefix)}
+    assert served == {r.path for r in monitoring.router.routes if isinstance(r, APIRoute)}
+    assert served == {
+        f"{prefix}/{path}"
+        for path in ("summary", "metrics/cache", "health", "metrics/api", "bottlenecks")
+    }

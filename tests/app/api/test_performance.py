@@ -43,9 +43,15 @@ async def test_metrics_api_and_bottlenecks() -> None:
         check = by_alert[threshold.alert]
         assert check["threshold"] == threshold.value
         assert check["severity"] == str(threshold.severity)
-        assert check["runbook_url"] == threshold.runbook_url
+        assert check["runbook_url"] == f"http://test/runbooks#{threshold.runbook_anchor}"
     assert by_alert["MarketApiMemoryHigh"]["value"] > 0
     assert report["breached"] == [c["alert"] for c in report["checks"] if c["breached"]]
+    assert report["firing"] == [c["alert"] for c in report["checks"] if c["state"] == "firing"]
+    assert report["pending"] == [c["alert"] for c in report["checks"] if c["state"] == "pending"]
+    # Just started: no trend is judged and nothing has held for any `for:`.
+    assert "MarketApiMemoryLeakSuspected" not in report["breached"]
+    assert report["firing"] == []
+    assert by_alert["MarketApiMemoryLeakSuspected"]["for_seconds"] == 900
 
 
 async def test_performance_redirects_to_grafana() -> None:
@@ -65,3 +71,12 @@ async def test_views_answer_503_when_telemetry_is_off(monkeypatch: pytest.Monkey
             assert response.json()["error"] == "telemetry_disabled"
         summary = (await client.get("/api/monitoring/performance/summary")).json()
         assert summary["api"] == {"telemetry": "disabled"}
+
+
+async def test_performance_redirects_to_the_overview_dashboard_by_default() -> None:
+    async with running_app(create_app(make_settings())) as (client, _):
+        response = await client.get("/performance", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == (
+        "http://127.0.0.1:3000/d/market-api/market-api-overview"
+    )

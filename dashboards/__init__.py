@@ -1,0 +1,1 @@
+"""Grafana dashboards of the service, written in Python and committed as generated JSON."""

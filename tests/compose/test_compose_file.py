@@ -1,0 +1,175 @@
+"""docker-compose.yml: pinned images, healthchecks, start order, loopback ports, real mounts.
+
+Compose itself validates the file twice: docker-compose 1.29 (`config -q`, which also resolves
+the variables) and the Compose Specification's JSON schema (what `docker compose` v2 reads).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import __version__
+from tests.compose import stack
+
+EXACT_TAG = re.compile(r"^[a-z0-9./-]+:v?[0-9]+\.[0-9]+\.[0-9]+(-[a-z0-9.]+)?$")
+APP_IMAGE = f"market-api:{__version__}"
+
+
+def docker_compose(env_file: Path) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("docker-compose is missing: `make system-deps` installs the Debian package")
+    # A variable of the caller's shell would hide a missing value in the file under test.
+    env = {k: v for k, v in os.environ.items() if k not in {"GF_ADMIN_PASSWORD", "LOAD_SCENARIO"}}
+    return subprocess.run(
+        [binary, "-f", str(stack.COMPOSE_FILE), "--env-file", str(env_file), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=stack.ROOT,
+    )
+
+
+def test_docker_compose_accepts_the_file_with_the_example_env() -> None:
+    result = docker_compose(stack.ENV_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_to_start_without_the_grafana_password(tmp_path: Path) -> None:
+    without = tmp_path / "env"
+    lines = stack.ENV_EXAMPLE.read_text().splitlines()
+    without.write_text("\n".join(x for x in lines if not x.startswith("GF_ADMIN_PASSWORD=")))
+    result = docker_compose(without)
+    assert result.returncode != 0
+    assert "GF_ADMIN_PASSWORD is not set" in result.stderr
+
+
+def test_the_compose_specification_schema_accepts_the_file() -> None:
+    binary = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert binary is not None, "check-jsonschema comes with the dev extra"
+    result = subprocess.run(
+        [binary, "--builtin-schema", "vendor.compose-spec", str(stack.COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_grafana_password_has_no_default() -> None:
+    password = stack.environment("grafana")["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password.startswith("${GF_ADMIN_PASSWORD:?"), password
+    assert re.search(r"^GF_ADMIN_PASSWORD=\S+$", stack.ENV_EXAMPLE.read_text(), re.MULTILINE)
+    gitignore = (stack.ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in gitignore, "the real password file must never be committed"
+
+
+def test_anonymous_access_is_off_or_read_only() -> None:
+    env = stack.environment("grafana")
+    if env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() == "true":
+        assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+    assert env.get("GF_USERS_ALLOW_SIGN_UP") == "false"
+
+
+@pytest.mark.parametrize("name", sorted(stack.services()))
+def test_every_image_has_an_exact_version_tag(name: str) -> None:
+    service = stack.services()[name]
+    image = service["image"]
+    assert EXACT_TAG.fullmatch(image), f"{name}: {image!r} is not pinned to an exact version"
+    if "build" in service:
+        assert image == APP_IMAGE, "the built image is tagged with the package version"
+
+
+@pytest.mark.parametrize("name", sorted(stack.services()))
+def test_every_service_has_a_healthcheck(name: str) -> None:
+    check = stack.services()[name].get("healthcheck", {})
+    if name in stack.PROBED_BY:
+        # No command can run in that image; the probe service's healthcheck is this one's.
+        assert check == {"disable": True}
+        probe = stack.services()[stack.PROBED_BY[name]]["healthcheck"]["test"]
+        assert any(f"//{name}:" in str(arg) for arg in probe), probe
+        return
+    test = check.get("test")
+    assert test, f"{name} has no healthcheck"
+    assert test[0] in {"CMD", "CMD-SHELL"}
+    assert not check.get("disable")
+    for key in ("interval", "timeout", "retries"):
+        assert key in check, f"{name}: healthcheck without {key}"
+
+
+@pytest.mark.parametrize("name", sorted(stack.services()))
+def test_every_dependency_waits_for_health(name: str) -> None:
+    depends_on = stack.services()[name].get("depends_on", {})
+    assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
+    for dependency, spec in depends_on.items():
+        assert dependency in stack.services()
+        if stack.PROBED_BY.get(dependency) == name:
+            assert spec == {"condition": "service_started"}, "a probe waits for its target"
+        else:
+            assert spec == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+
+
+def test_the_app_waits_for_the_collector_through_its_probe() -> None:
+    depends_on = stack.services()["app"]["depends_on"]
+    assert set(depends_on) == {"memcached", "otel-collector-health"}
+
+
+@pytest.mark.parametrize("name", sorted(stack.services()))
+def test_ports_are_published_on_loopback_only(name: str) -> None:
+    listening = stack.listening_ports()[name]
+    for host, host_port, container_port in stack.published(name):
+        assert host == "127.0.0.1", f"{name} publishes on {host}"
+        assert container_port in listening, f"{name} does not listen on {container_port}"
+        assert host_port == container_port
+
+
+def test_servers_listen_on_their_documented_default_ports() -> None:
+    """stack.listening_ports() relies on these servers keeping their defaults."""
+    for server in ("prometheus", "alertmanager"):
+        assert stack.flag(server, "--web.listen-address") is None
+    assert "GF_SERVER_HTTP_PORT" not in stack.environment("grafana")
+    assert "-p" not in stack.services()["memcached"]["command"]
+
+
+@pytest.mark.parametrize("name", sorted(stack.services()))
+def test_bind_mounts_name_files_of_the_repository(name: str) -> None:
+    for source, target in stack.bind_mounts(name):
+        assert stack.ROOT in source.parents, f"{name} mounts {source} from outside the repo"
+        if source == stack.DASHBOARDS_JSON_DIR and not source.exists():
+            pytest.skip("dashboards/json/ is written by `python -m dashboards.generate`")
+        assert source.exists(), f"{name} mounts {source}, which does not exist"
+        assert target.startswith("/")
+    for volume in stack.volume_sources(name):
+        assert volume in stack.compose()["volumes"], f"{name}: undeclared volume {volume}"
+
+
+def test_every_declared_volume_is_used() -> None:
+    used = {v for name in stack.services() for v in stack.volume_sources(name)}
+    assert used == set(stack.compose()["volumes"])
+
+
+def test_the_load_generator_runs_on_demand_against_the_app_over_loopback() -> None:
+    load = stack.services()["load"]
+    assert load["profiles"] == ["load"]
+    assert load["network_mode"] == "service:app"
+    command = load["command"]
+    assert command[0] == "market-load"
+    assert command[command.index("--url") + 1] == "http://127.0.0.1:8000"
+    assert stack.services()["app"]["environment"]["ENABLE_FAULT_INJECTION"] == "true"
+
+
+def test_the_app_exports_to_the_collector_as_market_api() -> None:
+    env = stack.environment("app")
+    assert env["OTEL_SERVICE_NAME"] == "market-api"
+    assert "service.namespace" not in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    host, port = stack.host_port(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    http = stack.collector()["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert (host, port) == ("otel-collector", stack.host_port(http)[1])
