@@ -132,10 +132,16 @@ def create_app(
                 market=market_service,
                 telemetry=hooks,
                 ws=ws,
-                alerts=AlertHistory(settings.alert_history_size, on_notification=broadcast_to(ws)),
+                alerts=AlertHistory(
+                    settings.alert_history_size,
+                    on_notification=broadcast_to(ws),
+                    max_bytes=settings.alert_history_max_bytes,
+                    max_entry_bytes=settings.alert_notification_max_bytes,
+                ),
                 faults=faults,
             )
             app.state.services = services
+            alerts.warn_if_open(settings)
 
             tune_garbage_collector(settings)
             yield

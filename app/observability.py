@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from app.cache.breaker import CircuitBreaker
 from app.cache.instrumentation import CacheInstrumentation, NoopCacheInstrumentation
 from app.cache.manager import CacheManager
+from app.periodic import Periodic
 from app.upstream.client import ExchangeClient
 from app.ws.instrumentation import NoopWebSocketInstrumentation, WebSocketInstrumentation
 from app.ws.stats import WebSocketStats
@@ -30,6 +31,10 @@ class MonitoringSource(Protocol):
 
     def bottlenecks_report(self, runbook_page: str) -> dict[str, Any]:
         """Which alert thresholds are breached now; each check links into `runbook_page`."""
+
+    @property
+    def background_tasks(self) -> tuple[Periodic, ...]:
+        """The periodic tasks the telemetry itself runs, for the summary's task section."""
 
 
 class TelemetryDisabled(Exception):
@@ -93,6 +98,10 @@ class DisabledTelemetry:
 
     def summary_sections(self) -> dict[str, Any]:
         return {"api": {"telemetry": "disabled"}, "system": {"telemetry": "disabled"}}
+
+    @property
+    def background_tasks(self) -> tuple[Periodic, ...]:
+        return ()
 
     def api_report(self) -> dict[str, Any]:
         raise TelemetryDisabled

@@ -38,6 +38,27 @@ class Settings(BaseSettings):
         description="Allocations between young-generation collections (CPython default 700; "
         "0 keeps it).",
     )
+    http_max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request head (request line and headers) read from a connection; a "
+        "larger one is answered 431 and the connection closed, so no client makes the server "
+        "buffer more than this per connection.",
+    )
+    http_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a complete request head, from connecting or "
+        "from the first byte of a later request on the same connection; then it is closed.",
+    )
+    http_max_concurrency: int = Field(
+        2048,
+        ge=2,
+        description="Open connections (WebSockets included) or requests in flight beyond which "
+        "uvicorn answers 503 (its limit_concurrency); must exceed WS_MAX_CONNECTIONS and stay "
+        "below the process's file-descriptor limit.",
+    )
 
     # --- Cache -------------------------------------------------------------------------------
     memcached_servers: Annotated[list[str], NoDecode] = Field(
@@ -169,6 +190,20 @@ class Settings(BaseSettings):
     alert_history_size: int = Field(
         200, ge=1, le=10_000, description="Alert notifications kept for GET /api/alerts/recent."
     )
+    alert_history_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Serialized bytes of all kept alert notifications together: the oldest are "
+        "dropped first, so the history and GET /api/alerts/recent stay within this size.",
+    )
+    alert_notification_max_bytes: int = Field(
+        256 * 1024,
+        ge=16 * 1024,
+        le=16 * 1024 * 1024,
+        description="Largest webhook body accepted (413 beyond); also the largest notification "
+        "stored. Must not exceed ALERT_HISTORY_MAX_BYTES.",
+    )
 
     # --- Fault injection (development and end-to-end tests only) ---------------------------
     enable_fault_injection: bool = Field(
@@ -195,4 +230,14 @@ class Settings(BaseSettings):
     def _check_pool(self) -> Settings:
         if self.cache_connection_pool_min > self.cache_connection_pool_max:
             raise ValueError("CACHE_CONNECTION_POOL_MIN must not exceed CACHE_CONNECTION_POOL_MAX")
+        return self
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Settings:
+        if self.http_max_concurrency <= self.ws_max_connections:
+            # Open WebSockets count towards uvicorn's limit: at the WebSocket cap, plain HTTP
+            # requests would all be refused.
+            raise ValueError("HTTP_MAX_CONCURRENCY must exceed WS_MAX_CONNECTIONS")
+        if self.alert_notification_max_bytes > self.alert_history_max_bytes:
+            raise ValueError("ALERT_NOTIFICATION_MAX_BYTES must not exceed ALERT_HISTORY_MAX_BYTES")
         return self

@@ -1,12 +1,16 @@
 """Telemetry overhead, measured side by side in one run.
 
     .venv/bin/python -m bench.telemetry_overhead [--rounds 6] [--seconds 8] [--quick]
+        [--http market-api|stock]
 
 1. Throughput of the cached `GET /api/market/movers` under uvicorn, driven by wrk from a second
    process (a Python load generator if wrk is missing), with telemetry on (both metric paths,
    OTLP export of traces and metrics to a local receiver, Prometheus scrapes every 5 s, the
    slow-request rule active) and with `OTEL_SDK_DISABLED=true`, alternating. Target: on/off
    >= 0.85. The app runs on CPU 1, the load generator, the receiver and the scraper on CPU 0.
+   uvicorn serves it with the HTTP protocol and concurrency limit `market-api` uses
+   (app/http_limits.py); `--http stock` runs uvicorn's own httptools protocol instead, so the
+   two figures show what the request-head limits cost.
 2. The cost per cache operation of its telemetry: `CacheManager.get` on the memory backend
    with the telemetry hook inside an open request vs the no-op hook. Target: < 10 us.
 """
@@ -31,6 +35,7 @@ import httpx
 
 from app import __version__
 from app.cache import CacheManager, CircuitBreaker, MemoryBackend
+from app.settings import Settings
 from devstack.process import free_port, wait_for_port
 from telemetry.runtime import TelemetryConfig, build_telemetry
 
@@ -44,8 +49,21 @@ def _pin(cpu: int) -> list[str]:
     return []
 
 
+def http_options(http: str) -> list[str]:
+    """uvicorn flags for the HTTP layer: as `market-api` runs it (default limits), or stock."""
+    if http == "stock":
+        return []
+    limit = Settings.model_fields["http_max_concurrency"].default
+    return [
+        "--http",
+        "app.http_limits:LimitedHttpToolsProtocol",
+        "--limit-concurrency",
+        str(limit),
+    ]
+
+
 @contextmanager
-def uvicorn_app(env: dict[str, str]) -> Iterator[str]:
+def uvicorn_app(env: dict[str, str], http: str = "market-api") -> Iterator[str]:
     port = free_port()
     argv = [
         *_pin(1),
@@ -60,6 +78,7 @@ def uvicorn_app(env: dict[str, str]) -> Iterator[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        *http_options(http),
     ]
     full_env = {**os.environ, "UPSTREAM_LATENCY_MS": "5", "UPSTREAM_JITTER_MS": "0", **env}
     proc = subprocess.Popen(argv, env=full_env, cwd=ROOT)
@@ -157,8 +176,8 @@ async def _python_load(url: str, seconds: float, connections: int) -> float:
     return done / seconds
 
 
-def throughput(rounds: int, seconds: float) -> None:
-    print(f"\n## 1. {ROUTE} throughput, telemetry on vs OTEL_SDK_DISABLED=true")
+def throughput(rounds: int, seconds: float, http: str) -> None:
+    print(f"\n## 1. {ROUTE} throughput, telemetry on vs OTEL_SDK_DISABLED=true ({http} HTTP)")
     print(f"load: {'wrk -t1 -c32' if shutil.which('wrk') else 'python load generator, 32 conn'}")
     results: dict[str, list[float]] = {"on": [], "off": []}
     with receiver() as otlp:
@@ -172,9 +191,9 @@ def throughput(rounds: int, seconds: float) -> None:
         for i in range(rounds):
             order = ("off", "on") if i % 2 == 0 else ("on", "off")
             for mode in order:
-                with uvicorn_app(modes[mode]) as url:
+                with uvicorn_app(modes[mode], http) as url:
                     if mode == "on":
-                        with Scraper(url) as scraper:
+                        with Scraper(url, interval=min(5.0, seconds / 2)) as scraper:
                             rps = drive(url, seconds)
                         assert scraper.scrapes >= 1
                         metrics = httpx.get(url + "/metrics").text
@@ -238,9 +257,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s, to check it runs")
+    parser.add_argument(
+        "--http",
+        choices=("market-api", "stock"),
+        default="market-api",
+        help="HTTP protocol: market-api's (head limits, concurrency limit) or uvicorn's stock one",
+    )
     args = parser.parse_args()
     rounds, seconds = (2, 2.0) if args.quick else (args.rounds, args.seconds)
-    throughput(rounds, seconds)
+    throughput(rounds, seconds, args.http)
     asyncio.run(cache_op_cost(2_000 if args.quick else 20_000, 3 if args.quick else 9))
 
 

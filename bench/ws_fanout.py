@@ -187,6 +187,7 @@ def serve(impl: str, port: int, subscribers: int) -> None:
         app = create_app(
             Settings(
                 ws_max_connections=subscribers + 16,
+                http_max_concurrency=max(2048, subscribers + 64),
                 ws_feed_interval=3600,
                 # Keep the stalled client stalled (dropping) for the whole measurement.
                 ws_slow_consumer_timeout=3600,

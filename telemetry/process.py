@@ -106,6 +106,10 @@ class EventLoopLagMonitor:
         self._probe = Periodic("event-loop-lag", interval, self._tick)
 
     @property
+    def task(self) -> Periodic:
+        return self._probe
+
+    @property
     def max_recent(self) -> float:
         return max(self.recent, default=0.0)
 

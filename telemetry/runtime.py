@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.cache.breaker import CircuitBreaker
 from app.cache.manager import CacheManager
+from app.periodic import Periodic
 from app.upstream.client import ExchangeClient
 from app.ws.stats import WebSocketStats
 from telemetry.bottlenecks import Check, LiveAlerts
@@ -27,6 +28,7 @@ from telemetry.cache import CacheTelemetry, register_cache_observers
 from telemetry.process import EventLoopLagMonitor, ProcessSampler, register_process_observers
 from telemetry.report import api_section, bottlenecks_report, system_section
 from telemetry.sdk import SdkPipeline, TelemetryConfig, build_sdk_pipeline
+from telemetry.tasks import register_task_observers
 from telemetry.tracing import SpanSink
 from telemetry.upstream import InstrumentedExchange
 from telemetry.websocket import WebSocketTelemetry, register_websocket_observers
@@ -94,9 +96,11 @@ class Telemetry:
         )
         self._cache: CacheManager | None = None
         self._websockets_active: Callable[[], int] | None = None
+        self._tasks: list[Periodic] = [self.loop_lag.task, self.window.task]
         self._started = False
         self._closed = False
         register_process_observers(self.meter, self.process)
+        register_task_observers(self.meter, lambda: self._tasks)
         self._register_http_observers()
         self._register_export_observers()
 
@@ -140,6 +144,12 @@ class Telemetry:
     def observe_cache(self, manager: CacheManager) -> None:
         register_cache_observers(self.meter, manager)
         self._cache = manager
+        self._tasks.append(manager.sweeper)
+
+    @property
+    def background_tasks(self) -> tuple[Periodic, ...]:
+        """Every periodic task whose failures this pipeline counts."""
+        return tuple(self._tasks)
 
     def bottlenecks(self) -> list[Check]:
         return self.live_alerts.evaluate()

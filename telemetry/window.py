@@ -88,6 +88,10 @@ class RecentWindow:
         self._ring: deque[Snapshot] = deque(maxlen=max(2, math.ceil(horizon / interval) + 1))
         self._sampler = Periodic("telemetry-window", interval, self._sample)
 
+    @property
+    def task(self) -> Periodic:
+        return self._sampler
+
     def _sample(self) -> None:
         snapshot = self._take()
         self._ring.append(snapshot)

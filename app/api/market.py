@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from app.api.responses import ERROR_RESPONSES, json_bytes
 from app.market.models import MarketOverview, Movers, Regime, Ticker
-from app.market.service import MarketService
+from app.market.service import MAX_REGIME_WINDOW, MIN_REGIME_WINDOW, MarketService
 from app.services import get_market
 
 router = APIRouter()
@@ -57,7 +57,10 @@ async def dashboard_overview(market: Market) -> Response:
 async def analysis_regime(
     market: Market,
     symbol: Annotated[str, Query(pattern=SYMBOL_PATTERN)] = "BTCUSDT",
-    window: Annotated[int, Query(ge=10, le=1000, description="Price steps to analyse.")] = 100,
+    window: Annotated[
+        int,
+        Query(ge=MIN_REGIME_WINDOW, le=MAX_REGIME_WINDOW, description="Price steps to analyse."),
+    ] = 100,
 ) -> Response:
     """Trend (t-statistic of returns) and volatility regime over the last `window` steps."""
     return json_bytes(await market.regime(symbol.upper(), window))

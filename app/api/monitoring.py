@@ -42,11 +42,19 @@ def cache_metrics(services: Services) -> dict[str, Any]:
     }
 
 
+def background_tasks(services: Services) -> dict[str, Any]:
+    """Each periodic task: still scheduled, and how many of its ticks raised."""
+    tasks = {services.cache.sweeper.name: services.cache.sweeper}
+    tasks.update((task.name, task) for task in services.telemetry.background_tasks)
+    return {name: {"running": t.running, "errors": t.errors} for name, t in tasks.items()}
+
+
 def performance_summary(services: Services) -> dict[str, Any]:
     """Every section of the summary; a new section is one more key here, built in its module."""
     return {
         "cache": cache_metrics(services),
         "websocket": websocket_summary(services.ws),
+        "background_tasks": background_tasks(services),
         **telemetry_sections(services.telemetry),
     }
 

@@ -98,6 +98,11 @@ class CacheManager:
             return self.memory.name
         return self.shared.name
 
+    @property
+    def sweeper(self) -> Periodic:
+        """The background task that drops expired in-memory entries."""
+        return self._sweeper
+
     async def start(self) -> None:
         if self.shared is not None:
             await self.shared.start()

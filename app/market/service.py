@@ -2,15 +2,23 @@
 
 Results are cached as JSON-ready dicts (validated once, when computed), so a hit is served
 without rebuilding models.
+
+A regime analysis reads one price history per symbol, the longest any window can ask for, and
+slices it: the upstream calls that any mix of windows costs is one per symbol per TTL, not one
+per (symbol, window) pair a client cares to invent.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from app.cache import CacheManager, cached
 from app.market import analytics
 from app.upstream.client import ExchangeClient, UnknownSymbol
+
+MIN_REGIME_WINDOW: Final = 10
+MAX_REGIME_WINDOW: Final = 1000
+"""The longest window /api/analysis/regime accepts, and the history read for every window."""
 
 
 class MarketService:
@@ -46,5 +54,12 @@ class MarketService:
 
     @cached("analysis", key=lambda symbol, window: f"regime:{symbol}:{window}")
     async def _regime(self, symbol: str, window: int) -> dict[str, Any]:
-        history = await self.upstream.history(symbol, window)
-        return analytics.regime(symbol, history.closes, history.step_seconds).model_dump()
+        history = await self._history(symbol)
+        closes = history["closes"][-window:]
+        return analytics.regime(symbol, closes, history["step_seconds"]).model_dump()
+
+    @cached("analysis", key=lambda symbol: f"history:{symbol}")
+    async def _history(self, symbol: str) -> dict[str, Any]:
+        """The longest history any window needs; each regime answer slices it."""
+        history = await self.upstream.history(symbol, MAX_REGIME_WINDOW)
+        return {"closes": history.closes, "step_seconds": history.step_seconds}

@@ -78,3 +78,24 @@ async def test_a_failing_publisher_does_not_lose_the_notification(
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         AlertHistory(capacity=0)
+
+
+async def test_bytes_bound_drops_the_oldest_and_refuses_one_too_large() -> None:
+    from app.alerting import NotificationTooLarge
+
+    probe = AlertHistory()
+    await probe.record(notification("127.0.0.1:8000"))
+    one = probe.bytes
+    history = AlertHistory(capacity=100, max_bytes=3 * one + 100, max_entry_bytes=one + 50)
+    for i in range(6):
+        await history.record(notification(f"127.0.0.1:{8000 + i}"))
+    assert len(history) == 3
+    assert history.bytes <= history.max_bytes
+    assert [e["id"] for e in history.recent()] == [6, 5, 4]
+    big = payload(alert(instance="127.0.0.1:9000"))
+    big["alerts"][0]["annotations"]["description"] = "x" * (one + 100)
+    with pytest.raises(NotificationTooLarge):
+        await history.record(WebhookPayload.model_validate_json(orjson.dumps(big)))
+    assert len(history) == 3
+    assert history.received == 6
+    assert (await history.record(notification("127.0.0.1:9001")))["id"] == 7

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
-from app.api.alerts import MAX_BODY_BYTES
 from app.main import create_app
 from tests.app.alerting.payloads import alert, payload
 from tests.conftest import make_settings
 from tests.support.app_client import running_app
 
+MAX_BODY_BYTES = make_settings().alert_notification_max_bytes
 WEBHOOK = "/api/alerts/webhook"
 RECENT = "/api/alerts/recent"
 JSON = {"content-type": "application/json"}
@@ -97,8 +98,34 @@ async def test_oversized_chunked_body_is_413() -> None:
             yield b" " * 65536
 
     async with running_app(quiet_app()) as (client, _):
-        response = await client.post(WEBHOOK, content=chunks())
+        response = await client.post(WEBHOOK, content=chunks(), headers=JSON)
     assert response.status_code == 413
+
+
+async def test_a_stored_notification_over_the_limit_is_413_and_not_kept() -> None:
+    # A body within the limit can still store more: Alertmanager's defaults are added.
+    many = [alert(instance=f"127.0.0.1:{9000 + i}") for i in range(150)]
+    for item in many:
+        del item["endsAt"], item["generatorURL"], item["fingerprint"]
+    body = payload(*many)
+    async with running_app(quiet_app(alert_notification_max_bytes=60_000)) as (client, services):
+        response = await client.post(WEBHOOK, json=body)
+        kept = len(services.alerts)
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+    assert kept == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "Application/JSON"],
+)
+async def test_json_media_types_are_accepted(content_type: str) -> None:
+    async with running_app(quiet_app()) as (client, _):
+        response = await client.post(
+            WEBHOOK, content=orjson.dumps(payload()), headers={"content-type": content_type}
+        )
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -175,3 +202,12 @@ async def test_a_failing_broadcast_still_answers_200(monkeypatch: pytest.MonkeyP
         response = await client.post(WEBHOOK, json=payload())
         assert services.alerts.publish_errors == 1
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("count", [2**53, 2**64, -1, True])
+async def test_truncated_alerts_out_of_range_is_422(count: object) -> None:
+    async with running_app(quiet_app()) as (client, services):
+        response = await client.post(WEBHOOK, json=payload(truncatedAlerts=count))
+        kept = len(services.alerts)
+    assert response.status_code == 422
+    assert kept == 0
