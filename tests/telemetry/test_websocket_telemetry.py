@@ -114,7 +114,7 @@ async def _first_update(ws: ClientConnection) -> dict[str, Any]:
 async def test_a_vanished_client_is_counted_as_1006() -> None:
     """The close code label is the one the client saw, not uvicorn's "no status" (1005)."""
     spans = SpanCollector()
-    telemetry = Telemetry(
+    telemetry = build_telemetry(
         TelemetryConfig(service_version=__version__, keep_ratio=1.0), span_sink=spans
     )
     settings = make_settings()
