@@ -125,4 +125,10 @@ async def test_hung_memcached_never_blocks_the_event_loop(hung_server: HungServe
     # breaker diverts it: liveness bound, far above the ~0.2 s expected.
     assert max(latencies) < 4 * budget + 0.5, max(latencies)
     assert len(threads) <= 8
-    assert probe.max_lag < 0.050, f"event loop blocked for {probe.max_lag * 1000:.1f} ms"
+    # A memcached call made on the loop would block it for a whole timeout (50 ms) at every
+    # breaker probe and every failure that opens it: a dozen late wake-ups or more in 3 s. One
+    # or two late wake-ups are the machine descheduling the process (CI shares two cores), so the
+    # count is the claim and the maximum is only a liveness bound.
+    late = [lag for lag in probe.lags if lag >= 0.050]
+    assert len(late) <= 2, f"event loop blocked {len(late)} times: {late}"
+    assert probe.max_lag < 0.5, f"event loop blocked for {probe.max_lag * 1000:.1f} ms"
