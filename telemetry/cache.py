@@ -117,10 +117,9 @@ def register_cache_observers(meter: Meter, manager: CacheManager) -> None:
         yield Observation(manager.breaker.state.gauge_value)
 
     def connections(_: CallbackOptions) -> Iterable[Observation]:
-        usage = getattr(manager.shared, "pool_usage", None)
-        if usage is None:
+        pool = manager.shared.pool_usage() if manager.shared is not None else None
+        if pool is None:
             return
-        pool = usage()
         for state, count in (("idle", pool.idle), ("used", pool.used)):
             yield Observation(
                 count,
