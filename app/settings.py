@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a namespace version read from the shared store is trusted locally.",
     )
+    cache_near_max_entries: int = Field(
+        1000,
+        ge=0,
+        description="Entries of the in-process near-cache in front of memcached (0 turns it off).",
+    )
+    cache_near_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Near-cache size cap (keys + values)."
+    )
     market_ttl: int = Field(2, ge=1, description="TTL (s) of upstream ticker snapshots.")
     dashboard_ttl: int = Field(5, ge=1, description="TTL (s) of dashboard aggregates.")
     analysis_ttl: int = Field(30, ge=1, description="TTL (s) of regime analyses.")

@@ -26,9 +26,15 @@ def build_cache_manager(
         if settings.memcached_servers
         else None
     )
+    near = (
+        MemoryBackend(settings.cache_near_max_entries, settings.cache_near_max_bytes)
+        if shared is not None and settings.cache_near_max_entries > 0
+        else None
+    )
     return CacheManager(
         memory=memory,
         shared=shared,
+        near=near,
         breaker=CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown),
         default_ttl=settings.cache_default_ttl,
         namespace_ttls={

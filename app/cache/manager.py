@@ -438,15 +438,15 @@ class CacheManager:
             if stored is not UNAVAILABLE:
                 # A copy left in the fallback from an earlier outage would be stale next time.
                 self.memory.delete_now(full)
-                if stored:
-                    self._keep_near(full, payload, seconds)
-                else:
+                if not stored:
                     self.stats.oversized += 1
-                    if self.near is not None:
-                        self.near.delete_now(full)
-                return stored, shared.name, ""
+            # The near-cache only ever holds what memcached answered to a read: the next read
+            # here fetches the new value (and keeps it near), so no instance keeps serving its
+            # own stale copy.
             if self.near is not None:
                 self.near.delete_now(full)
+            if stored is not UNAVAILABLE:
+                return stored, shared.name, ""
         return self.memory.set_now(full, payload, seconds), self.memory.name, ""
 
     async def _delete(self, namespace: str, key: str) -> tuple[bool, str, str]:

@@ -1,14 +1,16 @@
 """Market data through the cache: one upstream read serves every caller until its TTL ends.
 
-Results are cached as JSON-ready dicts (validated once, when computed), so a hit is served
-without rebuilding models.
+Results are cached as JSON (validated once, when computed), so a hit is served without
+rebuilding models. Each cached answer is named once, as a `CachedSource`: the methods returning
+decoded values and the HTTP routes sending the stored bytes as they are share its entry.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.cache import CacheManager, cached
+from app.cache import CacheManager
+from app.cache.source import CachedSource
 from app.market import analytics
 from app.upstream.client import ExchangeClient, UnknownSymbol
 
@@ -18,10 +20,28 @@ class MarketService:
         self.upstream = upstream
         self.cache = cache
 
-    @cached("market", key=lambda: "tickers")
-    async def ticker_map(self) -> dict[str, dict[str, Any]]:
+    # ------------------------------------------------------------------ sources
+    def tickers_source(self) -> CachedSource:
         """Every ticker by symbol: the one upstream snapshot all other views derive from."""
-        return {t.symbol: t.model_dump() for t in await self.upstream.tickers()}
+        return CachedSource("market", "tickers", self._load_ticker_map)
+
+    def movers_source(self, limit: int) -> CachedSource:
+        return CachedSource("api", f"movers:{limit}", lambda: self._load_movers(limit))
+
+    def overview_source(self) -> CachedSource:
+        return CachedSource("dashboard", "overview", self._load_overview)
+
+    def regime_source(self, symbol: str, window: int) -> CachedSource:
+        return CachedSource(
+            "analysis",
+            f"regime:{symbol}:{window}",
+            lambda: self._load_regime(symbol, window),
+        )
+
+    # ------------------------------------------------------------------ decoded values
+    async def ticker_map(self) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = await self.tickers_source().value(self.cache)
+        return result
 
     async def ticker(self, symbol: str) -> dict[str, Any]:
         row = (await self.ticker_map()).get(symbol)
@@ -29,22 +49,32 @@ class MarketService:
             raise UnknownSymbol(symbol)
         return row
 
-    @cached("api", key=lambda limit: f"movers:{limit}")
     async def movers(self, limit: int) -> dict[str, Any]:
-        rows = list((await self.ticker_map()).values())
-        return analytics.movers(rows, limit).model_dump()
+        result: dict[str, Any] = await self.movers_source(limit).value(self.cache)
+        return result
 
-    @cached("dashboard", key=lambda: "overview")
     async def overview(self) -> dict[str, Any]:
-        rows = list((await self.ticker_map()).values())
-        return analytics.overview(rows).model_dump()
+        result: dict[str, Any] = await self.overview_source().value(self.cache)
+        return result
 
     async def regime(self, symbol: str, window: int) -> dict[str, Any]:
         # Reject unknown symbols from the cached snapshot, so bad input never costs upstream calls.
         await self.ticker(symbol)
-        return await self._regime(symbol, window)
+        result: dict[str, Any] = await self.regime_source(symbol, window).value(self.cache)
+        return result
 
-    @cached("analysis", key=lambda symbol, window: f"regime:{symbol}:{window}")
-    async def _regime(self, symbol: str, window: int) -> dict[str, Any]:
+    # ------------------------------------------------------------------ loaders (on a miss)
+    async def _load_ticker_map(self) -> dict[str, dict[str, Any]]:
+        return {t.symbol: t.model_dump() for t in await self.upstream.tickers()}
+
+    async def _load_movers(self, limit: int) -> dict[str, Any]:
+        rows = list((await self.ticker_map()).values())
+        return analytics.movers(rows, limit).model_dump()
+
+    async def _load_overview(self) -> dict[str, Any]:
+        rows = list((await self.ticker_map()).values())
+        return analytics.overview(rows).model_dump()
+
+    async def _load_regime(self, symbol: str, window: int) -> dict[str, Any]:
         history = await self.upstream.history(symbol, window)
         return analytics.regime(symbol, history.closes, history.step_seconds).model_dump()
