@@ -9,9 +9,11 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages of the real servers the tests start: binary:package
 SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+# Debian packages only the benchmarks use (never `make test`): binary:package
+BENCH_TOOLS := wrk:wrk taskset:util-linux
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint typecheck unit system-deps bench stack clean
+.PHONY: help run test lint typecheck unit system-deps bench-deps bench stack clean
 
 help:
 	@echo "make run    - run the service on embedded defaults (in-memory cache, simulator)"
@@ -32,6 +34,10 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml
 
 $(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $@
 
 run: $(VENV)/.runtime
@@ -62,8 +68,12 @@ test: system-deps lint typecheck
 unit: $(VENV)/.dev
 	$(BIN)/pytest -ra -m "not memcached and not prometheus and not alertmanager and not server and not e2e"
 
-bench: $(VENV)/.dev system-deps
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps SERVERS="$(BENCH_TOOLS)"
+
+bench: $(VENV)/.bench system-deps bench-deps
 	$(BIN)/python -m bench.cache_bench
+	$(BIN)/python -m bench.http_floor
 
 stack: $(VENV)/.runtime system-deps
 	$(BIN)/market-stack
