@@ -18,7 +18,8 @@ and parameter validation, which cost several times the cache lookup. The outcome
   not in the in-process tier nothing is recorded and the request takes the normal path, whose
   lookup is recorded once.
 
-Everything here is bounded: the remembered pairs (LRU) and the rendered bodies (LRU).
+Everything here is bounded: the remembered pairs (LRU), the rendered bodies (LRU, by count and
+bytes).
 """
 
 from __future__ import annotations
@@ -106,9 +107,14 @@ class AnswerResponse(Response):
 class ResponseCache:
     """Remembered validated requests, and bodies and ETags rendered once per stored payload."""
 
-    def __init__(self, max_requests: int = 4096, max_rendered: int = 1024) -> None:
+    def __init__(
+        self, max_requests: int = 4096, max_rendered: int = 1024, max_bytes: int = 16 << 20
+    ) -> None:
         self.max_requests = max_requests
         self.max_rendered = max_rendered
+        self.max_bytes = max_bytes
+        self.bytes_used = 0
+        """Payloads and bodies the rendered memo keeps alive (a shared payload counts each time)."""
         self._requests: OrderedDict[tuple[str, bytes], tuple[CachedView, Any]] = OrderedDict()
         # view -> (payload object it was rendered from, rendered); identity, not equality:
         # the in-process tiers hand out the same bytes object until the entry changes.
@@ -146,11 +152,23 @@ class ResponseCache:
         if memo is not None and memo[0] is payload:
             return memo[1]
         rendered = self._render(view, payload)
+        if memo is not None:
+            self.bytes_used -= self._size(memo)
         self._rendered[view] = (payload, rendered)
         self._rendered.move_to_end(view)
-        if len(self._rendered) > self.max_rendered:
-            self._rendered.popitem(last=False)
+        self.bytes_used += self._size((payload, rendered))
+        while self._rendered and (
+            len(self._rendered) > self.max_rendered or self.bytes_used > self.max_bytes
+        ):
+            self.bytes_used -= self._size(self._rendered.popitem(last=False)[1])
         return rendered
+
+    @staticmethod
+    def _size(memo: tuple[bytes, Rendered | None]) -> int:
+        payload, rendered = memo
+        return len(payload) + (
+            0 if rendered is None or rendered.body is payload else len(rendered.body)
+        )
 
     @staticmethod
     def _render(view: CachedView, payload: bytes) -> Rendered | None:

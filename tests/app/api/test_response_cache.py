@@ -161,6 +161,11 @@ def test_remembered_requests_and_rendered_bodies_are_bounded() -> None:
         responses.render(CachedView("api", f"k{i}"), b"[%d]" % i)
     assert len(responses._requests) == 3
     assert len(responses._rendered) == 2
+    by_bytes = ResponseCache(max_bytes=1000)
+    for i in range(5):
+        by_bytes.render(CachedView("api", f"k{i}"), b'"%s"' % (b"x" * 300))
+    assert by_bytes.bytes_used <= 1000
+    assert len(by_bytes._rendered) == 3
     too_long: Scope = {"path": "/p", "query_string": b"x" * 600, "route": route}
     responses.remember(too_long, CachedView("api", "long"))
     assert ("/p", b"x" * 600) not in responses._requests
