@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -47,8 +46,7 @@ JSON: Final = (b"content-type", b"application/json")
 Headers = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class CachedView:
+class CachedView(NamedTuple):
     """A cache entry served as an HTTP answer: the whole JSON value, or one member of it."""
 
     namespace: str

@@ -13,9 +13,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from app.cache.backends.base import CacheBackend, CacheBackendError
 from app.cache.backends.memory import MemoryBackend
@@ -62,14 +61,13 @@ class _Unavailable(Enum):
 UNAVAILABLE: Final = _Unavailable.TOKEN
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """A stored payload as read, with the tier that answered.
 
     `seconds_left` is how long this instance will keep serving these bytes without asking the
     shared store again: the remaining TTL of an in-memory entry, the remaining life of a
-    near-cache copy, or the near-cache bound for a payload just read from memcached. It is
-    never longer than the item's TTL, so it is a safe HTTP `max-age`.
+    near-cache copy, or the near-cache bound for a payload just read from memcached; never
+    longer than the TTL the item was stored with. HTTP answers announce it as `max-age`.
     """
 
     payload: bytes
