@@ -104,7 +104,9 @@ class RootScope:
         self.reason: str | None = None
         self.duration_ns = 0
         self.buffer_token: Token[TraceBuffer | None] | None = None
-        self.start_ns = time.time_ns()
+        self.start_ns = 0
+        """Wall-clock start, set when the trace is kept (from the monotonic start and the
+        duration): most roots are dropped and never need it."""
         self.start_perf_ns = time.perf_counter_ns()
 
     @property
@@ -199,6 +201,7 @@ class LocalRoots:
             trace_id = root.trace_id
             root.reason = reason = keeper.decide(trace_id, duration, failed)
             if reason is not None:
+                root.start_ns = time.time_ns() - duration
                 keeper.settle(trace_id, reason, root)
         return duration / 1e9
 
