@@ -20,13 +20,15 @@ from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from telemetry.roots import RootScope
+    from telemetry.histograms import FastHistogram
+    from telemetry.roots import LocalRoots, RootScope
     from telemetry.runtime import Telemetry
 
 UNMATCHED_ROUTE: Final = "unmatched"
 KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
+_SERVER: Final = SpanKind.SERVER
 # Scrapes are frequent and uninteresting as traces; they are still measured.
 UNTRACED_PATHS: Final = frozenset({"/metrics"})
 
@@ -55,6 +57,9 @@ class TelemetryMiddleware:
     def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
         self.app = app
         self.telemetry = telemetry
+        # Bound on the first request: the pipeline starts in the lifespan, after this is built.
+        self._roots: LocalRoots | None = None
+        self._duration: FastHistogram | None = None
         self.active: Counter[str] = Counter()
         """In-flight requests by method, read by the `http.server.active_requests` observer."""
         self._attributes: dict[tuple[str, str, int], dict[str, AttributeValue]] = {}
@@ -77,8 +82,9 @@ class TelemetryMiddleware:
                 status = message["status"]
             return send(message)
 
-        telemetry = self.telemetry
-        roots = telemetry.roots
+        roots, duration_histogram = self._roots, self._duration
+        if roots is None or duration_histogram is None:
+            roots, duration_histogram = self._bind()
         active = self.active
         active[method] += 1
         if scope["path"] in UNTRACED_PATHS:
@@ -88,34 +94,44 @@ class TelemetryMiddleware:
             finally:
                 active[method] -= 1
                 key, attrs = self._key_and_attrs(scope, method, status)
-                elapsed = (time.perf_counter_ns() - start) / 1e9
-                telemetry.instruments.http_duration.record(elapsed, key, attrs)
+                duration_histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
             return
-        root = roots.open(method, SpanKind.SERVER, _parent_context(scope["headers"]))
-        error: BaseException | None = None
+        headers = scope["headers"]
+        parent = None
+        for name, _ in headers:
+            if name == b"traceparent":
+                parent = _parent_context(headers)
+                break
+        root = roots.open(method, _SERVER, parent)
         try:
             await self.app(scope, receive, send_with_status)
         except BaseException as exc:
-            error = exc
-            raise
-        finally:
             active[method] -= 1
             key, attrs = self._key_and_attrs(scope, method, status)
-            failed = status >= 500 or error is not None
-            description = (
-                (type(error).__name__ if error is not None else f"HTTP {status}")
-                if failed
-                else None
-            )
-            duration = roots.settle(root, failed, error, description)
-            kept = root.reason is not None
-            telemetry.instruments.http_duration.record(
-                duration, key, attrs, root.context if kept else None
-            )
-            if kept:
-                roots.close(root, self._describer(root, scope, key, attrs))
-            else:
-                roots.close(root)
+            duration = roots.settle(root, True, exc, type(exc).__name__)
+            duration_histogram.record(duration, key, attrs, root.context)
+            roots.close(root, self._describer(root, scope, key, attrs))
+            raise
+        # The common path, written out: it runs on every request.
+        active[method] -= 1
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        key = (method, route, status)
+        attrs = self._attributes.get(key) or self._new_attrs(key)
+        if status < 500:
+            duration = roots.settle(root, False)
+        else:
+            duration = roots.settle(root, True, None, f"HTTP {status}")
+        if root.reason is None:
+            duration_histogram.record(duration, key, attrs)
+            roots.close(root)
+        else:
+            duration_histogram.record(duration, key, attrs, root.context)
+            roots.close(root, self._describer(root, scope, key, attrs))
+
+    def _bind(self) -> tuple[LocalRoots, FastHistogram]:
+        self._roots = self.telemetry.roots
+        self._duration = self.telemetry.instruments.http_duration
+        return self._roots, self._duration
 
     def _key_and_attrs(
         self, scope: Scope, method: str, status: int

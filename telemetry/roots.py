@@ -159,6 +159,20 @@ class LocalRoots:
         self._scope = scope
 
     def open(self, name: str, kind: SpanKind, parent: Context | None = None) -> RootScope:
+        if parent is None and self._default_sampler:
+            # The common case (a request without traceparent, the default sampler) answered
+            # without asking anyone: a new sampled trace.
+            root = RootScope(
+                name,
+                kind,
+                random.getrandbits(128) or 1,
+                random.getrandbits(64) or 1,
+                None,
+                True,
+                self.keeper.max_spans_per_trace,
+            )
+            root.buffer_token = current_buffer.set(root)
+            return root
         remote: SpanContext | None = None
         if parent is not None:
             remote = trace.get_current_span(parent).get_span_context()
