@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         100.0, ge=0, description="Traces whose local root took longer are always exported."
     )
     trace_keep_ratio: float = Field(
-        0.01, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
+        0.001, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
     )
     event_loop_lag_interval: float = Field(
         0.25, gt=0, description="Seconds between event-loop lag probes."

@@ -128,7 +128,9 @@ def _service_body() -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--requests", type=int, default=2000, help="enough for garbage collections to average out"
+    )
     parser.add_argument("--only", default="", help="comma-separated contenders")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--memcached", default="", help=argparse.SUPPRESS)
@@ -151,7 +153,10 @@ def main() -> None:
             print(f"{contender:>14}: {results[contender]:10,.0f} instructions per request")
     floor = results.get("floor")
     if floor:
-        print("\nfloor / contender: the share of the floor's rate a CPU-bound server keeps")
+        print(
+            "\nfloor / contender, application code only (the HTTP server and the kernel, which "
+            "every contender pays alike, come on top):"
+        )
         for contender, count in results.items():
             print(f"{contender:>14}: {floor / count:.2f}")
 
