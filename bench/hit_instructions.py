@@ -144,7 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, memcached_process() as memcached:
         body = Path(tmp) / "movers.json"
         body.write_bytes(_service_body())
-        env = {**os.environ, "FLOOR_BODY_FILE": str(body), "GC_FREEZE": "false"}
+        env = {**os.environ, "FLOOR_BODY_FILE": str(body)}
         results: dict[str, float] = {}
         for contender in chosen:
             low = _instructions(contender, 0, memcached.address, env)
