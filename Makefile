@@ -10,12 +10,14 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
            docker-compose:docker-compose
+# Debian packages only the benchmarks use (never `make test`): binary:package
+BENCH_TOOLS := wrk:wrk taskset:util-linux
 PYTEST_ARGS ?=
 # Every install pins the versions the tests last passed with; `make constraints` rewrites the file
 # from the current venv (pip freeze --exclude-editable) after a dependency change.
 CONSTRAINTS := constraints.txt
 
-.PHONY: help run test lint typecheck unit system-deps bench stack clean constraints
+.PHONY: help run test lint typecheck unit system-deps bench-deps bench stack clean constraints
 
 help:
 	@echo "make run    - run the service on embedded defaults (in-memory cache, simulator)"
@@ -43,6 +45,10 @@ constraints: $(VENV)/.dev
 	  echo "# Regenerate after changing dependencies: make constraints"; \
 	  echo "# (= .venv/bin/pip freeze --exclude-editable, in a venv made by make test)."; \
 	  $(BIN)/pip freeze --exclude-editable; } > $(CONSTRAINTS)
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev,bench]'
+	@touch $@
 
 run: $(VENV)/.runtime
 	$(BIN)/market-api
@@ -72,8 +78,12 @@ test: system-deps lint typecheck
 unit: $(VENV)/.dev
 	$(BIN)/pytest -ra -m "not memcached and not prometheus and not alertmanager and not server and not e2e"
 
-bench: $(VENV)/.dev system-deps
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps SERVERS="$(BENCH_TOOLS)"
+
+bench: $(VENV)/.bench system-deps bench-deps
 	$(BIN)/python -m bench.cache_bench
+	$(BIN)/python -m bench.http_floor
 
 stack: $(VENV)/.runtime system-deps
 	$(BIN)/market-stack

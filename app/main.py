@@ -18,6 +18,7 @@ from app import __version__
 from app.alerting import AlertHistory
 from app.alerting.live import broadcast_to
 from app.api import admin, alerts, market, monitoring, performance, runbooks, websocket
+from app.api.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.cache import build_cache_breaker, build_cache_manager
 from app.errors import install_error_handlers
 from app.faults import FaultInjector
@@ -159,6 +160,9 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
+    # Added before the telemetry middleware, so it runs inside it: served hits are measured.
+    app.state.responses = ResponseCache()
+    app.add_middleware(ResponseCacheMiddleware, responses=app.state.responses)
     if pipeline is not None:  # no middleware and no /metrics without a pipeline
         instrument_http(app, pipeline)
     app.include_router(market.router)

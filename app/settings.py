@@ -99,6 +99,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a namespace version read from the shared store is trusted locally.",
     )
+    cache_near_max_entries: int = Field(
+        1000,
+        ge=0,
+        description="Entries of the in-process near-cache in front of memcached (0 turns it off).",
+    )
+    cache_near_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Near-cache size cap (keys + values)."
+    )
     market_ttl: int = Field(2, ge=1, description="TTL (s) of upstream ticker snapshots.")
     dashboard_ttl: int = Field(5, ge=1, description="TTL (s) of dashboard aggregates.")
     analysis_ttl: int = Field(30, ge=1, description="TTL (s) of regime analyses.")
@@ -163,7 +171,7 @@ class Settings(BaseSettings):
         100.0, ge=0, description="Traces whose local root took longer are always exported."
     )
     trace_keep_ratio: float = Field(
-        0.01, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
+        0.001, ge=0, le=1, description="Fraction of the other traces exported (by trace id)."
     )
     event_loop_lag_interval: float = Field(
         0.25, gt=0, description="Seconds between event-loop lag probes."

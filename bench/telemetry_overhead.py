@@ -63,14 +63,23 @@ def http_options(http: str) -> list[str]:
 
 
 @contextmanager
-def uvicorn_app(env: dict[str, str], http: str = "market-api") -> Iterator[str]:
+def uvicorn_app(
+    env: dict[str, str],
+    target: str = "app.main:app",
+    route: str = ROUTE,
+    factory: bool = False,
+    http: str = "market-api",
+) -> Iterator[str]:
+    """`target` (an ASGI app, or with `factory` a function building one) under uvicorn on
+    CPU 1, with `http`'s HTTP layer (`http_options`), warmed on `route`."""
     port = free_port()
     argv = [
         *_pin(1),
         sys.executable,
         "-m",
         "uvicorn",
-        "app.main:app",
+        *(["--factory"] if factory else []),
+        target,
         "--host",
         "127.0.0.1",
         "--port",
@@ -86,7 +95,7 @@ def uvicorn_app(env: dict[str, str], http: str = "market-api") -> Iterator[str]:
         wait_for_port("127.0.0.1", port, timeout=30)
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):  # warm: cache filled, code paths hot
-            httpx.get(url + ROUTE).raise_for_status()
+            httpx.get(url + route).raise_for_status()
         yield url
     finally:
         proc.terminate()
@@ -142,12 +151,27 @@ class Scraper:
         self._thread.join(5)
 
 
-def drive(url: str, seconds: float, connections: int = 32) -> float:
-    """Requests per second of the load generator over `seconds`."""
+def drive(
+    url: str,
+    seconds: float,
+    connections: int = 32,
+    route: str = ROUTE,
+    headers: dict[str, str] | None = None,
+) -> float:
+    """Requests per second of the load generator over `seconds` (2xx and 3xx answers only)."""
     wrk = shutil.which("wrk")
     if wrk:
+        header_args = [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
         out = subprocess.run(
-            [*_pin(0), wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", url + ROUTE],
+            [
+                *_pin(0),
+                wrk,
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
+                *header_args,
+                url + route,
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -157,19 +181,21 @@ def drive(url: str, seconds: float, connections: int = 32) -> float:
         match = re.search(r"Requests/sec:\s+([\d.]+)", out)
         assert match, out
         return float(match.group(1))
-    return asyncio.run(_python_load(url, seconds, connections))
+    return asyncio.run(_python_load(url, seconds, connections, route, headers or {}))
 
 
-async def _python_load(url: str, seconds: float, connections: int) -> float:
+async def _python_load(
+    url: str, seconds: float, connections: int, route: str, headers: dict[str, str]
+) -> float:
     done = 0
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers) as client:
 
         async def worker() -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                (await client.get(ROUTE)).raise_for_status()
+                (await client.get(route)).raise_for_status()
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(connections)))
@@ -191,7 +217,7 @@ def throughput(rounds: int, seconds: float, http: str) -> None:
         for i in range(rounds):
             order = ("off", "on") if i % 2 == 0 else ("on", "off")
             for mode in order:
-                with uvicorn_app(modes[mode], http) as url:
+                with uvicorn_app(modes[mode], http=http) as url:
                     if mode == "on":
                         with Scraper(url, interval=min(5.0, seconds / 2)) as scraper:
                             rps = drive(url, seconds)

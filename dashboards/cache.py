@@ -33,8 +33,9 @@ def build() -> models.Dashboard:
             time_series(
                 "Hit rate by namespace and backend",
                 "Share of lookups that were hits, per cache namespace and backend "
-                "(`memcached`, or `memory` while the breaker sends traffic to the in-memory "
-                f"fallback). {CACHE_HIT_RATE_LOW.alert} judges all of them together; the "
+                "(`near` for the in-process near-cache in front of memcached, `memcached`, or "
+                "`memory`: the only store without memcached, or the fallback while the breaker "
+                f"is open). {CACHE_HIT_RATE_LOW.alert} judges all of them together; the "
                 "dashed line is its threshold.",
                 "percentunit",
                 [

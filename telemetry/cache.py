@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import Status, StatusCode, Tracer
@@ -18,6 +19,8 @@ from app.cache.instrumentation import CacheOperationScope, CacheResult
 from app.cache.manager import CacheManager
 from telemetry.instruments import Instruments
 from telemetry.tracing import SlowTraceKeeper, TraceBuffer, current_buffer
+
+_LOWER_64: Final = (1 << 64) - 1
 
 
 def _describe(data: tuple[object, ...]) -> tuple[str, dict[str, AttributeValue]]:
@@ -48,8 +51,18 @@ class _CacheScope:
         t1 = time.perf_counter_ns()
         owner = self._owner
         buffer = self._buffer
-        owner.record_duration(self._operation, backend, t1 - self._t0, buffer)
-        data = (self._operation, self._namespace, backend, result, owner.breaker.state)
+        operation = self._operation
+        # Every cache hit of every request comes here: the duration is recorded inline, with the
+        # ratio part of the keep decision (the only part known mid-request) for the exemplar.
+        key = (operation, backend)
+        attrs = owner.attrs.get(key) or owner.new_attrs(key)
+        exemplar = (
+            buffer.context
+            if buffer is not None and (buffer.trace_id & _LOWER_64) < owner.keeper.ratio_bound
+            else None
+        )
+        owner.duration.record((t1 - self._t0) / 1e9, key, attrs, exemplar)
+        data = (operation, self._namespace, backend, result, owner.breaker.state)
         reason = type(error).__name__ if error is not None else None
         if buffer is not None:
             buffer.add((self._t0, t1, _describe, data, reason))
@@ -79,28 +92,18 @@ class CacheTelemetry:
         """`breaker` is the one the instrumented manager is built with: its state goes on each
         span."""
         self.tracer = tracer
-        self._keeper = keeper
-        self._duration = instruments.cache_duration
-        self._attrs: dict[tuple[str, str], dict[str, AttributeValue]] = {}
+        self.keeper = keeper
+        self.duration = instruments.cache_duration
+        self.attrs: dict[tuple[str, str], dict[str, AttributeValue]] = {}
         self.breaker = breaker
 
     def start(self, operation: str, namespace: str) -> CacheOperationScope:
         return _CacheScope(self, operation, namespace)
 
-    def record_duration(
-        self, operation: str, backend: str, elapsed_ns: int, buffer: TraceBuffer | None
-    ) -> None:
-        key = (operation, backend)
-        attrs = self._attrs.get(key)
-        if attrs is None:
-            attrs = self._attrs[key] = {"cache.operation": operation, "cache.backend": backend}
-        # Only the ratio part of the keep decision is known mid-request.
-        exemplar = (
-            buffer.context
-            if buffer is not None and self._keeper.ratio_keeps(buffer.trace_id)
-            else None
-        )
-        self._duration.record(elapsed_ns / 1e9, key, attrs, exemplar)
+    def new_attrs(self, key: tuple[str, str]) -> dict[str, AttributeValue]:
+        operation, backend = key
+        attrs = self.attrs[key] = {"cache.operation": operation, "cache.backend": backend}
+        return attrs
 
 
 def register_cache_observers(meter: Meter, manager: CacheManager) -> None:
@@ -122,10 +125,9 @@ def register_cache_observers(meter: Meter, manager: CacheManager) -> None:
         yield Observation(manager.breaker.state.gauge_value)
 
     def connections(_: CallbackOptions) -> Iterable[Observation]:
-        usage = getattr(manager.shared, "pool_usage", None)
-        if usage is None:
+        pool = manager.shared.pool_usage() if manager.shared is not None else None
+        if pool is None:
             return
-        pool = usage()
         for state, count in (("idle", pool.idle), ("used", pool.used)):
             yield Observation(
                 count,

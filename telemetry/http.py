@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
@@ -18,13 +19,15 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from telemetry.histograms import FastHistogram
-from telemetry.roots import LocalRoots
+if TYPE_CHECKING:
+    from telemetry.histograms import FastHistogram
+    from telemetry.roots import LocalRoots, RootScope
 
 UNMATCHED_ROUTE: Final = "unmatched"
 KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
+_SERVER: Final = SpanKind.SERVER
 # Scrapes are frequent and uninteresting as traces; they are still measured.
 UNTRACED_PATHS: Final = frozenset({"/metrics"})
 
@@ -77,53 +80,78 @@ class TelemetryMiddleware:
             method = "_OTHER"
         status = 500
 
-        async def send_with_status(message: Message) -> None:
+        # A plain function returning `send`'s awaitable, not a coroutine: one frame less per
+        # message on every request.
+        def send_with_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
-        roots = self.roots
-        root = (
-            roots.open(method, SpanKind.SERVER, _parent_context(scope["headers"]))
-            if scope["path"] not in UNTRACED_PATHS
-            else None
-        )
+        roots, duration_histogram = self.roots, self.http_duration
         active = self.active
         active[method] += 1
-        start = time.perf_counter_ns()
-        error: BaseException | None = None
+        if scope["path"] in UNTRACED_PATHS:
+            start = time.perf_counter_ns()
+            try:
+                await self.app(scope, receive, send_with_status)
+            finally:
+                active[method] -= 1
+                key, attrs = self._key_and_attrs(scope, method, status)
+                duration_histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
+            return
+        headers = scope["headers"]
+        parent = None
+        for name, _ in headers:
+            if name == b"traceparent":
+                parent = _parent_context(headers)
+                break
+        root = roots.open(method, _SERVER, parent)
         try:
             await self.app(scope, receive, send_with_status)
         except BaseException as exc:
-            error = exc
-            raise
-        finally:
             active[method] -= 1
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            key = (method, route, status)
-            attrs = self._attributes.get(key) or self._new_attrs(key)
-            histogram = self.http_duration
-            if root is None:
-                histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
-            else:
-                failed = status >= 500 or error is not None
-                description = (
-                    (type(error).__name__ if error is not None else f"HTTP {status}")
-                    if failed
-                    else None
-                )
-                duration = roots.settle(root, failed, error, description)
-                histogram.record(duration, key, attrs, root.context if root.reason else None)
-                final_status = status
+            key, attrs = self._key_and_attrs(scope, method, status)
+            duration = roots.settle(root, True, exc, type(exc).__name__)
+            duration_histogram.record(duration, key, attrs, root.context)
+            roots.close(root, self._describer(root, scope, key, attrs))
+            raise
+        # The common path, written out: it runs on every request.
+        active[method] -= 1
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        key = (method, route, status)
+        attrs = self._attributes.get(key) or self._new_attrs(key)
+        if status < 500:
+            duration = roots.settle(root, False)
+        else:
+            duration = roots.settle(root, True, None, f"HTTP {status}")
+        if root.reason is None:
+            duration_histogram.record(duration, key, attrs)
+            roots.close(root)
+        else:
+            duration_histogram.record(duration, key, attrs, root.context)
+            roots.close(root, self._describer(root, scope, key, attrs))
 
-                def describe() -> dict[str, AttributeValue]:
-                    """Only for a kept trace: name and attributes of the server span."""
-                    if route != UNMATCHED_ROUTE:
-                        root.name = f"{method} {route}"
-                    return _span_attributes(scope, attrs, final_status)
+    def _key_and_attrs(
+        self, scope: Scope, method: str, status: int
+    ) -> tuple[tuple[str, str, int], dict[str, AttributeValue]]:
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        key = (method, route, status)
+        return key, self._attributes.get(key) or self._new_attrs(key)
 
-                roots.close(root, describe)
+    @staticmethod
+    def _describer(
+        root: RootScope, scope: Scope, key: tuple[str, str, int], attrs: dict[str, AttributeValue]
+    ) -> Callable[[], dict[str, AttributeValue]]:
+        """Only for a kept trace: name and attributes of the server span."""
+        method, route, status = key
+
+        def describe() -> dict[str, AttributeValue]:
+            if route != UNMATCHED_ROUTE:
+                root.name = f"{method} {route}"
+            return _span_attributes(scope, attrs, status)
+
+        return describe
 
     def _new_attrs(self, key: tuple[str, str, int]) -> dict[str, AttributeValue]:
         method, route, status = key

@@ -104,7 +104,9 @@ class RootScope:
         self.reason: str | None = None
         self.duration_ns = 0
         self.buffer_token: Token[TraceBuffer | None] | None = None
-        self.start_ns = time.time_ns()
+        self.start_ns = 0
+        """Wall-clock start, set when the trace is kept (from the monotonic start and the
+        duration): most roots are dropped and never need it."""
         self.start_perf_ns = time.perf_counter_ns()
 
     @property
@@ -157,6 +159,20 @@ class LocalRoots:
         self._scope = scope
 
     def open(self, name: str, kind: SpanKind, parent: Context | None = None) -> RootScope:
+        if parent is None and self._default_sampler:
+            # The common case (a request without traceparent, the default sampler) answered
+            # without asking anyone: a new sampled trace.
+            root = RootScope(
+                name,
+                kind,
+                random.getrandbits(128) or 1,
+                random.getrandbits(64) or 1,
+                None,
+                True,
+                self.keeper.max_spans_per_trace,
+            )
+            root.buffer_token = current_buffer.set(root)
+            return root
         remote: SpanContext | None = None
         if parent is not None:
             remote = trace.get_current_span(parent).get_span_context()
@@ -199,6 +215,7 @@ class LocalRoots:
             trace_id = root.trace_id
             root.reason = reason = keeper.decide(trace_id, duration, failed)
             if reason is not None:
+                root.start_ns = time.time_ns() - duration
                 keeper.settle(trace_id, reason, root)
         return duration / 1e9
 

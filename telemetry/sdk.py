@@ -77,7 +77,7 @@ def build_resource(service_version: str) -> Resource:
 class TelemetryConfig:
     service_version: str
     keep_slower_than_ms: float = 100.0
-    keep_ratio: float = 0.01
+    keep_ratio: float = 0.001
     loop_lag_interval: float = 0.25
     max_pending_traces: int = 2048
     window_interval: float = 15.0

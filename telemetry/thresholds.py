@@ -223,8 +223,8 @@ def _sum_rate(metric: str, by: str, matchers: str = "") -> str:
 
 # --- Recording rules -----------------------------------------------------------------------
 # Numerator and denominator are aggregated first and divided afterwards: a ratio of sums, never
-# a sum or average of per-series ratios. Every series of the job counts (all namespaces, both
-# backends, every route and status): nothing is filtered out.
+# a sum or average of per-series ratios. Every series of the job counts (all namespaces, every
+# backend: near, memcached, memory; every route and status): nothing is filtered out.
 
 CACHE_REQUESTS_RATE: Final = "job:cache_requests:rate5m"
 CACHE_HITS_RATE: Final = "job:cache_hits:rate5m"

@@ -109,7 +109,8 @@ class SlowTraceKeeper(SpanProcessor):
         self._sink = sink
         self._resource = resource
         self._threshold_ns = int(slower_than_ms * 1_000_000)
-        self._ratio_bound = round(ratio * (1 << 64))
+        self.ratio_bound = round(ratio * (1 << 64))
+        """Trace ids whose lower 64 bits are below this are kept by ratio."""
         self.max_spans_per_trace = max_spans_per_trace
         self._max_pending = max_pending_traces
         self._pending = _BoundedMap(max_pending_traces)
@@ -124,7 +125,7 @@ class SlowTraceKeeper(SpanProcessor):
 
     # ----------------------------------------------------------------- decisions
     def ratio_keeps(self, trace_id: int) -> bool:
-        return (trace_id & _LOWER_64) < self._ratio_bound
+        return (trace_id & _LOWER_64) < self.ratio_bound
 
     def decide(self, trace_id: int, duration_ns: int, failed: bool) -> str | None:
         """Why this trace is kept ("error", "slow", "ratio"), or None to drop it."""
@@ -132,7 +133,7 @@ class SlowTraceKeeper(SpanProcessor):
             return "error"
         if duration_ns > self._threshold_ns:
             return "slow"
-        if (trace_id & _LOWER_64) < self._ratio_bound:
+        if (trace_id & _LOWER_64) < self.ratio_bound:
             return "ratio"
         return None
 

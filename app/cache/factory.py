@@ -35,9 +35,15 @@ def build_cache_manager(
         if settings.memcached_servers
         else None
     )
+    near = (
+        MemoryBackend(settings.cache_near_max_entries, settings.cache_near_max_bytes)
+        if shared is not None and settings.cache_near_max_entries > 0
+        else None
+    )
     return CacheManager(
         memory=memory,
         shared=shared,
+        near=near,
         breaker=breaker or build_cache_breaker(settings),
         default_ttl=settings.cache_default_ttl,
         namespace_ttls=namespace_ttls(settings),

@@ -14,7 +14,11 @@ CacheResult = str  # "hit" | "miss" for reads, "" otherwise
 
 class CacheOperationScope(Protocol):
     def finish(self, backend: str, result: CacheResult, error: BaseException | None) -> None:
-        """Called exactly once when the operation has an answer (or failed)."""
+        """Called at most once, when the operation has an answer (or failed).
+
+        A scope never finished records nothing: the manager drops the scope of an in-process
+        peek that found nothing usable, because the full lookup that follows records it.
+        """
 
 
 class CacheInstrumentation(Protocol):

@@ -1,16 +1,20 @@
-"""The unified cache manager: one API over memcached and the in-memory fallback.
+"""The unified cache manager: one API over memcached, its near-cache and the in-memory fallback.
 
 Callers see namespaces, TTLs and JSON values. Underneath, the manager picks the store for each call
-(memcached while its breaker lets it, memory otherwise), builds valid keys that change with each
-namespace version, collapses concurrent misses, and counts everything.
+(the near-cache for hot keys, memcached while its breaker lets it, memory otherwise), builds valid
+keys that change with each namespace version, collapses concurrent misses, and counts everything.
+Every call to the shared store goes through one breaker-guarded helper (`_guarded`) and every
+operation through one instrumentation helper (`_observed`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, TypeVar
+from enum import Enum
+from typing import Any, Final, NamedTuple, TypeVar
 
 from app.cache.backends.base import CacheBackend, CacheBackendError
 from app.cache.backends.memory import MemoryBackend
@@ -27,6 +31,8 @@ from app.ratelimit_log import RateLimitedLogger
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACES: Final = NAMESPACES
+NEAR: Final = "near"
+"""`cache.backend` of a hit served by the near-cache in front of memcached."""
 T = TypeVar("T")
 
 
@@ -47,14 +53,38 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
+class _Unavailable(Enum):
+    """The shared store did not answer (breaker open or call failed): use the fallback."""
+
+    TOKEN = 0
+
+
+UNAVAILABLE: Final = _Unavailable.TOKEN
+
+
+class CacheEntry(NamedTuple):
+    """A stored payload as read, with the tier that answered.
+
+    `seconds_left` is how long this instance will keep serving these bytes without asking the
+    shared store again: the remaining TTL of an in-memory entry, the remaining life of a
+    near-cache copy, or the near-cache bound for a payload just read from memcached; never
+    longer than the TTL the item was stored with. HTTP answers announce it as `max-age`.
+    """
+
+    payload: bytes
+    tier: str
+    seconds_left: float
+
+
 class CacheManager:
-    """Namespaced JSON cache with a shared store, a memory fallback and a circuit breaker."""
+    """Namespaced JSON cache with a shared store, a near-cache, a memory fallback and a breaker."""
 
     def __init__(
         self,
         *,
         memory: MemoryBackend,
         shared: CacheBackend | None = None,
+        near: MemoryBackend | None = None,
         breaker: CircuitBreaker | None = None,
         default_ttl: int = 300,
         namespace_ttls: dict[str, int] | None = None,
@@ -68,6 +98,9 @@ class CacheManager:
     ) -> None:
         self.memory = memory
         self.shared = shared
+        # Only useful in front of a shared store, and only while versions are trusted locally:
+        # a copy never outlives the bound within which an invalidation elsewhere is seen.
+        self.near = near if shared is not None and version_refresh > 0 else None
         self.breaker = breaker or CircuitBreaker(failure_threshold=5, cooldown=5.0)
         self.default_ttl = default_ttl
         self.namespaces = frozenset(validate_name(n) for n in namespaces)
@@ -84,7 +117,7 @@ class CacheManager:
         # there as soon as it answers, or its old entries would come back with the connection.
         self._unsynced: set[str] = set()
         self._flights = SingleFlight()
-        self._sweeper = Periodic("cache-sweeper", cleanup_interval, self.memory.sweep)
+        self._sweeper = Periodic("cache-sweeper", cleanup_interval, self._sweep)
         self._warn = RateLimitedLogger(log)
         self.force_miss = False
         """Fault injection: every read counts as a miss without touching a store, so callers
@@ -114,57 +147,66 @@ class CacheManager:
             await self.shared.close()
 
     # ------------------------------------------------------------------ public API
-    async def get(self, namespace: str, key: str, default: Any = None) -> Any:
-        """The cached value, or `default` on a miss (pass MISSING to tell None from a miss)."""
-        scope = self.instrumentation.start("get", namespace)
-        try:
-            full = await self._key(namespace, key)
-            if self.force_miss:
-                backend, payload = self.backend_name, None
-            else:
-                backend, payload = await self._read(full)
-            value: Any = MISSING
-            if payload is not None:
-                try:
-                    value = decode(payload)
-                except CacheDecodeError:
-                    self.stats.decode_errors += 1
-                    self._warn.warning(
-                        "decode", "dropping undecodable cache entry in %s", namespace
-                    )
-                    await self._remove(full)
-            result = "miss" if value is MISSING else "hit"
-            self.stats.requests[(namespace, result, backend)] += 1
-        except BaseException as exc:
-            scope.finish(self.backend_name, "", exc)
-            raise
-        scope.finish(backend, result, None)
+    async def get(
+        self, namespace: str, key: str, default: Any = None, *, ttl: int | None = None
+    ) -> Any:
+        """The cached value, or `default` on a miss (pass MISSING to tell None from a miss).
+
+        `ttl` is the one the value is stored with, when not the namespace's: it bounds how long
+        a near-cache copy is served.
+        """
+        value, _ = await self._observed("get", namespace, self._lookup(namespace, key, ttl, True))
         return default if value is MISSING else value
+
+    async def get_entry(
+        self, namespace: str, key: str, *, ttl: int | None = None
+    ) -> CacheEntry | None:
+        """The stored JSON bytes as they are, for answers sent without decoding them."""
+        entry, _ = await self._observed("get", namespace, self._lookup(namespace, key, ttl, False))
+        return entry if isinstance(entry, CacheEntry) else None
+
+    def peek(self, namespace: str, key: str, accept: Callable[[CacheEntry], T | None]) -> T | None:
+        """Serve from the in-process tier only, synchronously: a hit costs one dict lookup.
+
+        `accept` turns the entry into what the caller serves, or None if it cannot use it. Only
+        a used hit is counted and instrumented (as a `get` hit of its tier); anything else
+        records nothing, because the caller then does the full `get`, which records the lookup
+        once, as a hit or a miss.
+        """
+        if self.force_miss:
+            return None
+        version = self._versions.get(namespace)
+        if version is None or (
+            self.shared is not None and self._clock() - version[1] >= self.version_refresh
+        ):
+            return None
+        local = self.memory if self.shared is None else self.near
+        if local is None:
+            return None
+        scope = self.instrumentation.start("get", namespace)
+        found = local.lookup_now(data_key(self.key_prefix, namespace, version[0], key))
+        if found is None:
+            return None
+        tier = local.name if local is self.memory else NEAR
+        value = accept(CacheEntry(found[0], tier, found[1]))
+        if value is None:
+            return None
+        self.stats.requests[(namespace, "hit", tier)] += 1
+        scope.finish(tier, "hit", None)
+        return value
 
     async def set(self, namespace: str, key: str, value: Any, ttl: int | None = None) -> bool:
         """Store a value; False if it was not cached because it is too large.
 
         Raises TypeError for a value JSON cannot represent.
         """
-        scope = self.instrumentation.start("set", namespace)
-        try:
-            stored, backend = await self._store(namespace, key, encode(value), ttl)
-        except BaseException as exc:
-            scope.finish(self.backend_name, "", exc)
-            raise
-        scope.finish(backend, "", None)
+        stored, _ = await self._observed(
+            "set", namespace, self._store(namespace, key, encode(value), ttl)
+        )
         return stored
 
     async def delete(self, namespace: str, key: str) -> bool:
-        scope = self.instrumentation.start("delete", namespace)
-        try:
-            full = await self._key(namespace, key)
-            existed, backend = await self._remove(full)
-            self.stats.deletes[namespace] += 1
-        except BaseException as exc:
-            scope.finish(self.backend_name, "", exc)
-            raise
-        scope.finish(backend, "", None)
+        existed, _ = await self._observed("delete", namespace, self._delete(namespace, key))
         return existed
 
     async def get_or_set(
@@ -179,11 +221,24 @@ class CacheManager:
         Concurrent misses on one key share one loader call. A loader's exception reaches every
         waiting caller and nothing is cached.
         """
-        value = await self.get(namespace, key, MISSING)
+        value = await self.get(namespace, key, MISSING, ttl=ttl)
         if value is not MISSING:
             return value
-        full = await self._key(namespace, key)
-        return await self._flights.do(full, lambda: self._load(namespace, key, loader, ttl))
+        # Callers get the same shape on a miss as on a later hit (tuples become lists, ...).
+        return decode((await self._fill(namespace, key, loader, ttl)).payload)
+
+    async def get_or_set_entry(
+        self,
+        namespace: str,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: int | None = None,
+    ) -> CacheEntry:
+        """`get_or_set` that returns the stored JSON bytes instead of decoding them."""
+        entry = await self.get_entry(namespace, key, ttl=ttl)
+        if entry is not None:
+            return entry
+        return await self._fill(namespace, key, loader, ttl)
 
     async def invalidate(self, namespace: str) -> int:
         """Make every key of a namespace unreachable at once by bumping its version.
@@ -193,23 +248,21 @@ class CacheManager:
         self._check_namespace(namespace)
         vkey = version_key(self.key_prefix, namespace)
         current = self._versions.get(namespace, (self._initial_version(), 0.0))[0]
-        new: int | None = None
-        if self.shared is not None and self.breaker.allow():
-            try:
-                new = await self.shared._incr(vkey, 1)
-                if new is None:
-                    new = current + 1
-                    await self.shared._set(vkey, str(new).encode(), 0)
-                self.breaker.record_success()
-            except CacheBackendError as exc:
-                self._failed(exc)
-                new = None
-            except BaseException:
-                self.breaker.record_abandoned()
-                raise
-        if new is None:
+        new: int | _Unavailable = UNAVAILABLE
+        shared = self.shared
+        if shared is not None:
+
+            async def bump() -> int:
+                bumped = await shared.incr(vkey, 1)
+                if bumped is None:
+                    bumped = current + 1
+                    await shared.set(vkey, str(bumped).encode(), 0)
+                return bumped
+
+            new = await self._guarded(bump)
+        if new is UNAVAILABLE:
             new = current + 1
-            if self.shared is not None:
+            if shared is not None:
                 self._unsynced.add(namespace)
         self._versions[namespace] = (new, self._clock())
         self.stats.invalidations[namespace] += 1
@@ -226,44 +279,150 @@ class CacheManager:
         """Each component's state; degraded (not failed) while the fallback serves."""
         shared_ok: bool | None = None
         if self.shared is not None:
-            ping = getattr(self.shared, "ping", None)
-            shared_ok = bool(await ping()) if ping is not None else None
+            shared_ok = await self.shared.ping()
         degraded = self.shared is not None and (
             shared_ok is False or self.breaker.state is not BreakerState.CLOSED
         )
-        return {
+        report: dict[str, Any] = {
             "status": "degraded" if degraded else "ok",
             "backend": self.backend_name,
             "breaker_state": self.breaker.state.value,
             "memcached": None
             if self.shared is None
-            else {"reachable": shared_ok, "servers": getattr(self.shared, "servers", [])},
+            else {"reachable": shared_ok, "servers": self.shared.servers},
             "memory": {"entries": self.memory.entries, "bytes": self.memory.bytes_used},
         }
+        if self.near is not None:
+            report["near"] = {"entries": self.near.entries, "bytes": self.near.bytes_used}
+        return report
 
     # ------------------------------------------------------------------ internals
+    async def _observed(
+        self, operation: str, namespace: str, body: Awaitable[tuple[T, str, str]]
+    ) -> tuple[T, str]:
+        """Run one operation inside its instrumentation scope: the one place scopes finish.
+
+        `body` answers (value, backend that answered, "hit"/"miss"/""); the value and the
+        backend come back.
+        """
+        scope = self.instrumentation.start(operation, namespace)
+        try:
+            value, backend, result = await body
+        except BaseException as exc:
+            scope.finish(self.backend_name, "", exc)
+            raise
+        scope.finish(backend, result, None)
+        return value, backend
+
+    async def _guarded(self, call: Callable[..., Awaitable[T]], *args: Any) -> T | _Unavailable:
+        """Every call to the shared store: breaker first, outcome recorded, failures counted.
+
+        UNAVAILABLE means the caller falls back to memory (the reason is already counted).
+        """
+        if not self.breaker.allow():
+            self._fallback("breaker_open")
+            return UNAVAILABLE
+        try:
+            result = await call(*args)
+        except CacheBackendError as exc:
+            self._failed(exc)
+            return UNAVAILABLE
+        except BaseException:
+            self.breaker.record_abandoned()
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def _lookup(
+        self, namespace: str, key: str, ttl: int | None, decoded: bool
+    ) -> tuple[Any, str, str]:
+        """The decoded value (or the raw entry), MISSING on a miss; counts the lookup."""
+        full = await self._key(namespace, key)
+        entry: CacheEntry | None = None
+        if self.force_miss:
+            backend = self.backend_name
+        else:
+            backend, entry = await self._read(full, self.ttl_for(namespace, ttl))
+        value: Any = MISSING
+        if entry is not None:
+            try:
+                if decoded:
+                    value = decode(entry.payload)
+                else:
+                    if entry.tier != NEAR and entry.tier != self.memory.name:
+                        # Served as-is: bytes from outside the process are checked once, here.
+                        decode(entry.payload)
+                    value = entry
+            except CacheDecodeError:
+                self.stats.decode_errors += 1
+                self._warn.warning("decode", "dropping undecodable cache entry in %s", namespace)
+                await self._remove(full)
+        result = "miss" if value is MISSING else "hit"
+        self.stats.requests[(namespace, result, backend)] += 1
+        return value, backend, result
+
+    async def _read(self, full: str, ttl: int) -> tuple[str, CacheEntry | None]:
+        shared = self.shared
+        if shared is None:
+            return self.memory.name, self._local(self.memory, full, self.memory.name)
+        near = self.near
+        if near is not None:
+            found = near.lookup_now(full)
+            if found is not None:
+                return NEAR, CacheEntry(found[0], NEAR, found[1])
+        payload = await self._guarded(shared.get, full)
+        if payload is UNAVAILABLE:
+            return self.memory.name, self._local(self.memory, full, self.memory.name)
+        if payload is None:
+            return shared.name, None
+        return shared.name, CacheEntry(payload, shared.name, self._keep_near(full, payload, ttl))
+
+    @staticmethod
+    def _local(backend: MemoryBackend, full: str, tier: str) -> CacheEntry | None:
+        found = backend.lookup_now(full)
+        return None if found is None else CacheEntry(found[0], tier, found[1])
+
+    def _keep_near(self, full: str, payload: bytes, ttl: int) -> float:
+        """Copy a shared payload into the near-cache; returns how long the copy is served.
+
+        The bound is the version refresh interval and the item's TTL, whichever is shorter, so
+        a change made through another instance is seen here no later than an invalidation is.
+        """
+        bound = min(self.version_refresh, ttl) if ttl > 0 else self.version_refresh
+        if self.near is not None and bound > 0:
+            self.near.set_now(full, payload, bound)
+        return max(bound, 0.0)
+
+    async def _fill(
+        self, namespace: str, key: str, loader: Callable[[], Awaitable[Any]], ttl: int | None
+    ) -> CacheEntry:
+        full = await self._key(namespace, key)
+        entry: CacheEntry = await self._flights.do(
+            full, lambda: self._load(namespace, key, loader, ttl)
+        )
+        return entry
+
     async def _load(
         self, namespace: str, key: str, loader: Callable[[], Awaitable[Any]], ttl: int | None
-    ) -> Any:
+    ) -> CacheEntry:
         try:
             value = await loader()
         except Exception:
             self.stats.loader_errors += 1
             raise
         payload = encode(value)
-        scope = self.instrumentation.start("set", namespace)
-        try:
-            _, backend = await self._store(namespace, key, payload, ttl)
-        except BaseException as exc:
-            scope.finish(self.backend_name, "", exc)
-            raise
-        scope.finish(backend, "", None)
-        # Callers get the same shape on a miss as on a later hit (tuples become lists, ...).
-        return decode(payload)
+        stored, backend = await self._observed(
+            "set", namespace, self._store(namespace, key, payload, ttl)
+        )
+        seconds = self.ttl_for(namespace, ttl)
+        left = (seconds or math.inf) if stored else 0.0
+        if stored and self.shared is not None and backend == self.shared.name:
+            left = min(left, self.version_refresh)
+        return CacheEntry(payload, backend, left)
 
     async def _store(
         self, namespace: str, key: str, payload: bytes, ttl: int | None
-    ) -> tuple[bool, str]:
+    ) -> tuple[bool, str, str]:
         seconds = self.ttl_for(namespace, ttl)
         if len(payload) > self.max_item_bytes:
             self.stats.oversized += 1
@@ -274,63 +433,44 @@ class CacheManager:
                 namespace,
                 self.max_item_bytes,
             )
-            return False, self.backend_name
+            return False, self.backend_name, ""
         full = await self._key(namespace, key)
         self.stats.sets[namespace] += 1
-        if self.shared is not None and self.breaker.allow():
-            try:
-                stored = await self.shared._set(full, payload, seconds)
-            except CacheBackendError as exc:
-                self._failed(exc)
-            except BaseException:
-                self.breaker.record_abandoned()
-                raise
-            else:
-                self.breaker.record_success()
+        shared = self.shared
+        if shared is not None:
+            stored = await self._guarded(shared.set, full, payload, seconds)
+            if stored is not UNAVAILABLE:
                 # A copy left in the fallback from an earlier outage would be stale next time.
                 self.memory.delete_now(full)
                 if not stored:
                     self.stats.oversized += 1
-                return stored, self.shared.name
-        elif self.shared is not None:
-            self._fallback("breaker_open")
-        return self.memory.set_now(full, payload, seconds), self.memory.name
+            # The near-cache only ever holds what memcached answered to a read: the next read
+            # here fetches the new value (and keeps it near), so no instance keeps serving its
+            # own stale copy.
+            if self.near is not None:
+                self.near.delete_now(full)
+            if stored is not UNAVAILABLE:
+                return stored, shared.name, ""
+        return self.memory.set_now(full, payload, seconds), self.memory.name, ""
 
-    async def _read(self, full: str) -> tuple[str, bytes | None]:
-        shared = self.shared
-        if shared is None:
-            return self.memory.name, self.memory.get_now(full)
-        if not self.breaker.allow():
-            self._fallback("breaker_open")
-            return self.memory.name, self.memory.get_now(full)
-        try:
-            payload = await shared._get(full)
-        except CacheBackendError as exc:
-            self._failed(exc)
-            return self.memory.name, self.memory.get_now(full)
-        except BaseException:
-            self.breaker.record_abandoned()
-            raise
-        self.breaker.record_success()
-        return shared.name, payload
+    async def _delete(self, namespace: str, key: str) -> tuple[bool, str, str]:
+        full = await self._key(namespace, key)
+        existed, backend = await self._remove(full)
+        self.stats.deletes[namespace] += 1
+        return existed, backend, ""
 
     async def _remove(self, full: str) -> tuple[bool, str]:
+        """Drop a key from every tier; answers whether it existed and the tier that said so."""
         existed = self.memory.delete_now(full)
-        if self.shared is None:
+        if self.near is not None:
+            self.near.delete_now(full)
+        shared = self.shared
+        if shared is None:
             return existed, self.memory.name
-        if not self.breaker.allow():
-            self._fallback("breaker_open")
+        removed = await self._guarded(shared.delete, full)
+        if removed is UNAVAILABLE:
             return existed, self.memory.name
-        try:
-            existed = await self.shared._delete(full) or existed
-        except CacheBackendError as exc:
-            self._failed(exc)
-            return existed, self.memory.name
-        except BaseException:
-            self.breaker.record_abandoned()
-            raise
-        self.breaker.record_success()
-        return existed, self.shared.name
+        return removed or existed, shared.name
 
     async def _key(self, namespace: str, key: str) -> str:
         cached = self._versions.get(namespace)
@@ -355,28 +495,28 @@ class CacheManager:
         """
         local = self._versions.get(namespace, (self._initial_version(), 0.0))[0]
         version = local
-        if self.shared is not None and self.breaker.allow():
+        shared = self.shared
+        if shared is not None:
             vkey = version_key(self.key_prefix, namespace)
-            try:
-                raw = await self.shared._get(vkey)
+
+            async def read() -> bytes | None:
+                raw = await shared.get(vkey)
                 if raw is None:
-                    await self.shared._add(vkey, str(local).encode(), 0)
-                    raw = await self.shared._get(vkey)
+                    await shared.add(vkey, str(local).encode(), 0)
+                    raw = await shared.get(vkey)
                 if namespace in self._unsynced:
                     # Beyond both: what the store had and what was handed out meanwhile.
                     raw = str(max(int(raw or 0), local) + 1).encode()
-                    await self.shared._set(vkey, raw, 0)
+                    await shared.set(vkey, raw, 0)
                     self._unsynced.discard(namespace)
-                self.breaker.record_success()
-                if raw is not None:
+                return raw
+
+            try:
+                raw = await self._guarded(read)
+                if raw is not UNAVAILABLE and raw is not None:
                     version = int(raw)
-            except CacheBackendError as exc:
-                self._failed(exc)
             except ValueError:
                 self.stats.decode_errors += 1
-            except BaseException:
-                self.breaker.record_abandoned()
-                raise
         self._versions[namespace] = (version, self._clock())
         return version
 
@@ -388,6 +528,11 @@ class CacheManager:
             raise ValueError(
                 f"unknown cache namespace {namespace!r}; known: {sorted(self.namespaces)}"
             )
+
+    def _sweep(self) -> None:
+        self.memory.sweep()
+        if self.near is not None:
+            self.near.sweep()
 
     def _failed(self, exc: CacheBackendError) -> None:
         self.stats.errors += 1

@@ -1,12 +1,13 @@
-"""The small private interface every cache backend implements.
+"""The one public interface every cache backend implements.
 
-The manager adds namespacing, serialization, breaker, fallback, single-flight and instrumentation
-once, on top of these few byte-level operations.
+The manager adds namespacing, serialization, breaker, fallback, near-cache, single-flight and
+instrumentation once, on top of these few byte-level operations; it never reaches past them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Literal
 
 FailureReason = Literal["timeout", "connection", "pool_exhausted", "server_error"]
@@ -20,29 +21,50 @@ class CacheBackendError(Exception):
         self.reason: FailureReason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """Connections of a backend's pool(s) by state, for `db.client.connection.count`."""
+
+    idle: int
+    used: int
+
+
 class CacheBackend(ABC):
     """Byte-level store. TTLs are whole seconds; 0 means no expiry."""
 
     name: str
 
-    @abstractmethod
-    async def _get(self, key: str) -> bytes | None: ...
+    @property
+    def servers(self) -> list[str]:
+        """Addresses of the servers behind it (none for an in-process store)."""
+        return []
 
     @abstractmethod
-    async def _set(self, key: str, value: bytes, ttl: int) -> bool:
+    async def get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: bytes, ttl: int) -> bool:
         """Store the value; False if the store refused it (too large)."""
 
     @abstractmethod
-    async def _add(self, key: str, value: bytes, ttl: int) -> bool:
+    async def add(self, key: str, value: bytes, ttl: int) -> bool:
         """Store only if absent; True if stored."""
 
     @abstractmethod
-    async def _incr(self, key: str, delta: int) -> int | None:
+    async def incr(self, key: str, delta: int) -> int | None:
         """Increment an integer value; None if the key is absent."""
 
     @abstractmethod
-    async def _delete(self, key: str) -> bool:
+    async def delete(self, key: str) -> bool:
         """Remove the key; True if it existed."""
+
+    async def ping(self) -> bool:
+        """True if every server answers; an in-process store always does."""
+        return True
+
+    def pool_usage(self) -> PoolUsage | None:
+        """Pooled connections by state; None for a store without connections."""
+        return None
 
     async def start(self) -> None:
         """Open connections; never raises because a store is down."""

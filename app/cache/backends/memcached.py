@@ -14,24 +14,15 @@ import asyncio
 import concurrent.futures
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheError, MemcacheServerError
 
-from app.cache.backends.base import CacheBackend, CacheBackendError
+from app.cache.backends.base import CacheBackend, CacheBackendError, PoolUsage
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class PoolUsage:
-    """Connections of the pool(s) by state, for `db.client.connection.count`."""
-
-    idle: int
-    used: int
 
 
 def _parse_server(server: str) -> tuple[str, int]:
@@ -56,7 +47,7 @@ class MemcachedBackend(CacheBackend):
     ) -> None:
         if not servers:
             raise ValueError("MemcachedBackend needs at least one server")
-        self.servers = list(servers)
+        self._servers = list(servers)
         self.pool_min = pool_min
         self.pool_max = pool_max
         # connect + send + receive, plus scheduling slack.
@@ -86,6 +77,10 @@ class MemcachedBackend(CacheBackend):
         )
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def servers(self) -> list[str]:
+        return list(self._servers)
 
     async def start(self) -> None:
         """Open `pool_min` connections; a server that is down only means fallback for now."""
@@ -154,11 +149,11 @@ class MemcachedBackend(CacheBackend):
             else:
                 future.add_done_callback(self._release_slot)  # abandoned: free it when it ends
 
-    async def _get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> bytes | None:
         value: bytes | None = await self._run(self._client.get, key)
         return value
 
-    async def _set(self, key: str, value: bytes, ttl: int) -> bool:
+    async def set(self, key: str, value: bytes, ttl: int) -> bool:
         try:
             stored: bool = await self._run(self._client.set, key, value, ttl, False)
         except CacheBackendError as exc:
@@ -168,15 +163,15 @@ class MemcachedBackend(CacheBackend):
             raise
         return bool(stored)
 
-    async def _add(self, key: str, value: bytes, ttl: int) -> bool:
+    async def add(self, key: str, value: bytes, ttl: int) -> bool:
         stored: bool = await self._run(self._client.add, key, value, ttl, False)
         return bool(stored)
 
-    async def _incr(self, key: str, delta: int) -> int | None:
+    async def incr(self, key: str, delta: int) -> int | None:
         value: int | None = await self._run(self._client.incr, key, delta, False)
         return value
 
-    async def _delete(self, key: str) -> bool:
+    async def delete(self, key: str) -> bool:
         existed: bool = await self._run(self._client.delete, key, False)
         return bool(existed)
 

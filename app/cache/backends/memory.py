@@ -1,11 +1,13 @@
 """In-process LRU cache with TTLs, bounded by entry count and by bytes.
 
-It is both the cache of a single instance (no memcached configured) and the fallback while the
-breaker is open, so it must never grow without bound whatever callers store.
+It is the cache of a single instance (no memcached configured), the fallback while the breaker is
+open, and the near-cache in front of memcached, so it must never grow without bound whatever
+callers store.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from app.cache.backends.base import CacheBackend
 ENTRY_OVERHEAD_BYTES = 96
 
 
-class _Entry(NamedTuple):
+class MemoryEntry(NamedTuple):
     value: bytes
     expires_at: float  # monotonic seconds; 0.0 = never
     size: int
@@ -37,7 +39,7 @@ class MemoryBackend(CacheBackend):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
-        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._data: OrderedDict[str, MemoryEntry] = OrderedDict()
         self._bytes = 0
         self.evictions = 0
         self.expirations = 0
@@ -52,6 +54,19 @@ class MemoryBackend(CacheBackend):
 
     def get_now(self, key: str) -> bytes | None:
         """Synchronous read, so the manager's hot path does not need an extra await."""
+        entry = self.entry_now(key)
+        return None if entry is None else entry.value
+
+    def lookup_now(self, key: str) -> tuple[bytes, float] | None:
+        """The value and the seconds it has left (infinite without expiry), or None."""
+        entry = self.entry_now(key)
+        if entry is None:
+            return None
+        left = entry.expires_at - self._clock() if entry.expires_at else math.inf
+        return entry.value, left
+
+    def entry_now(self, key: str) -> MemoryEntry | None:
+        """The live entry with its expiry (monotonic; 0.0 = never), or None."""
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -60,7 +75,7 @@ class MemoryBackend(CacheBackend):
             self.expirations += 1
             return None
         self._data.move_to_end(key)
-        return entry.value
+        return entry
 
     def set_now(self, key: str, value: bytes, ttl: float) -> bool:
         size = len(key) + len(value) + ENTRY_OVERHEAD_BYTES
@@ -69,7 +84,7 @@ class MemoryBackend(CacheBackend):
         if key in self._data:
             self._remove(key)
         expires_at = self._clock() + ttl if ttl > 0 else 0.0
-        self._data[key] = _Entry(value, expires_at, size)
+        self._data[key] = MemoryEntry(value, expires_at, size)
         self._bytes += size
         while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
             oldest = next(iter(self._data))
@@ -100,18 +115,18 @@ class MemoryBackend(CacheBackend):
         entry = self._data.pop(key)
         self._bytes -= entry.size
 
-    async def _get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> bytes | None:
         return self.get_now(key)
 
-    async def _set(self, key: str, value: bytes, ttl: int) -> bool:
+    async def set(self, key: str, value: bytes, ttl: int) -> bool:
         return self.set_now(key, value, ttl)
 
-    async def _add(self, key: str, value: bytes, ttl: int) -> bool:
+    async def add(self, key: str, value: bytes, ttl: int) -> bool:
         if self.get_now(key) is not None:
             return False
         return self.set_now(key, value, ttl)
 
-    async def _incr(self, key: str, delta: int) -> int | None:
+    async def incr(self, key: str, delta: int) -> int | None:
         entry = self._data.get(key)
         current = self.get_now(key)
         if entry is None or current is None:
@@ -121,5 +136,5 @@ class MemoryBackend(CacheBackend):
         self.set_now(key, str(new).encode(), max(remaining, 0.0))
         return new
 
-    async def _delete(self, key: str) -> bool:
+    async def delete(self, key: str) -> bool:
         return self.delete_now(key)

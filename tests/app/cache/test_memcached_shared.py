@@ -95,7 +95,8 @@ async def test_calls_in_flight_never_exceed_the_pool(memcached: ManagedProcess) 
         assert values == list(range(500))
         threads = [t for t in threading.enumerate() if t.name.startswith("memcached")]
         assert 0 < len(threads) <= 8
-        usage = manager.shared.pool_usage()  # type: ignore[attr-defined]
+        usage = manager.shared.pool_usage()
+        assert usage is not None
         assert usage.used == 0
         assert 2 <= usage.idle <= 8
     finally:

@@ -65,10 +65,10 @@ def test_ttl_expires_lazily_on_read_and_in_sweep() -> None:
 
 async def test_add_and_incr_follow_memcached_semantics() -> None:
     mem = MemoryBackend(max_entries=100, max_bytes=1 << 20)
-    assert await mem._incr("n", 1) is None
-    assert await mem._add("n", b"41", 0)
-    assert not await mem._add("n", b"0", 0)
-    assert await mem._incr("n", 1) == 42
-    assert await mem._get("n") == b"42"
-    assert await mem._delete("n")
-    assert not await mem._delete("n")
+    assert await mem.incr("n", 1) is None
+    assert await mem.add("n", b"41", 0)
+    assert not await mem.add("n", b"0", 0)
+    assert await mem.incr("n", 1) == 42
+    assert await mem.get("n") == b"42"
+    assert await mem.delete("n")
+    assert not await mem.delete("n")
