@@ -63,7 +63,7 @@ def fastapi_cache() -> FastAPI:
     app = FastAPI(lifespan=lifespan)
 
     @app.get(ROUTE)
-    @cache(expire=2)
+    @cache(expire=2)  # type: ignore[untyped-decorator, unused-ignore]  # typed when installed
     async def movers(limit: int = Query(10, ge=1, le=50)) -> dict[str, Any]:
         rows = [t.model_dump() for t in await simulator.tickers()]
         return analytics.movers(rows, limit).model_dump()

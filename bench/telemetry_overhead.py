@@ -1,7 +1,7 @@
 """Telemetry overhead, measured side by side in one run.
 
     .venv/bin/python -m bench.telemetry_overhead [--rounds 6] [--seconds 8] [--quick]
-        [--http market-api|stock]
+        [--http market-api|stock] [--protocols]
 
 1. Throughput of the cached `GET /api/market/movers` under uvicorn, driven by wrk from a second
    process (a Python load generator if wrk is missing), with telemetry on (both metric paths,
@@ -13,6 +13,10 @@
    two figures show what the request-head limits cost.
 2. The cost per cache operation of its telemetry: `CacheManager.get` on the memory backend
    with the telemetry hook inside an open request vs the no-op hook. Target: < 10 us.
+
+With `--protocols`, only this instead: the same route and load, telemetry on, served by
+market-api's HTTP protocol and by uvicorn's stock one, alternating: what the request-head and
+concurrency limits cost on the hot path. Target: market-api / stock >= 0.97 (the noise).
 """
 
 from __future__ import annotations
@@ -235,6 +239,25 @@ def throughput(rounds: int, seconds: float, http: str) -> None:
     )
 
 
+def protocol_cost(rounds: int, seconds: float) -> None:
+    print(f"\n## {ROUTE} throughput, market-api's HTTP protocol vs uvicorn's stock one")
+    results: dict[str, list[float]] = {"market-api": [], "stock": []}
+    with receiver() as otlp:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
+        for i in range(rounds):
+            order = ("market-api", "stock") if i % 2 == 0 else ("stock", "market-api")
+            for http in order:
+                with uvicorn_app(env, http=http) as url:
+                    rps = drive(url, seconds)
+                results[http].append(rps)
+                print(f"round {i + 1} {http:>10}: {rps:8.0f} req/s")
+    ours, stock = statistics.median(results["market-api"]), statistics.median(results["stock"])
+    print(
+        f"median: market-api {ours:.0f} req/s, stock {stock:.0f} req/s -> "
+        f"market-api / stock = {ours / stock:.3f} (target >= 0.97)"
+    )
+
+
 async def cache_op_cost(n: int, rounds: int) -> None:
     print("\n## 2. telemetry cost per cache operation (memory backend, inside a request root)")
     telemetry = build_telemetry(TelemetryConfig(service_version=__version__, keep_ratio=0.05))
@@ -289,8 +312,16 @@ def main() -> None:
         default="market-api",
         help="HTTP protocol: market-api's (head limits, concurrency limit) or uvicorn's stock one",
     )
+    parser.add_argument(
+        "--protocols",
+        action="store_true",
+        help="only compare market-api's HTTP protocol with uvicorn's stock one",
+    )
     args = parser.parse_args()
     rounds, seconds = (2, 2.0) if args.quick else (args.rounds, args.seconds)
+    if args.protocols:
+        protocol_cost(rounds, seconds)
+        return
     throughput(rounds, seconds, args.http)
     asyncio.run(cache_op_cost(2_000 if args.quick else 20_000, 3 if args.quick else 9))
 
