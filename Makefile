@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages of the real servers the tests start: binary:package
 SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
-           docker-compose:docker-compose
+           docker-compose:docker-compose redis-server:redis-server nginx:nginx
 # Debian packages only the benchmarks use (never `make test`): binary:package
 BENCH_TOOLS := wrk:wrk taskset:util-linux
 PYTEST_ARGS ?=
@@ -76,7 +76,7 @@ test: system-deps lint typecheck
 	$(BIN)/pytest -ra $(PYTEST_ARGS)
 
 unit: $(VENV)/.dev
-	$(BIN)/pytest -ra -m "not memcached and not prometheus and not alertmanager and not server and not e2e"
+	$(BIN)/pytest -ra -m "not memcached and not prometheus and not alertmanager and not server and not e2e and not redis and not nginx"
 
 bench-deps:
 	@$(MAKE) --no-print-directory system-deps SERVERS="$(BENCH_TOOLS)"

@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     dashboard_ttl: int = Field(5, ge=1, description="TTL (s) of dashboard aggregates.")
     analysis_ttl: int = Field(30, ge=1, description="TTL (s) of regime analyses.")
 
+    # --- Fleet (several replicas acting as one service) -----------------------------------
+    redis_url: str = Field(
+        "",
+        pattern=r"^(rediss?://\S+)?$",
+        description="Redis that carries broadcasts between replicas and elects the one replica "
+        "that polls the market feed; empty (one replica) needs no Redis.",
+    )
+
     # --- Upstream exchange -------------------------------------------------------------------
     upstream_url: str = Field(
         "", description="Base URL of an HTTP exchange API; empty means the built-in simulator."
