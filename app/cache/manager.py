@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict
 from enum import Enum
 from typing import Any, Final, NamedTuple, TypeVar
 
@@ -289,12 +290,19 @@ class CacheManager:
             "breaker_state": self.breaker.state.value,
             "memcached": None
             if self.shared is None
-            else {"reachable": shared_ok, "servers": self.shared.servers},
+            else {"reachable": shared_ok, "servers": self.shared.servers, **self._nodes_report()},
             "memory": {"entries": self.memory.entries, "bytes": self.memory.bytes_used},
         }
         if self.near is not None:
             report["near"] = {"entries": self.near.entries, "bytes": self.near.bytes_used}
         return report
+
+    def _nodes_report(self) -> dict[str, Any]:
+        """Per node reachability and ring membership, when there is more than one node."""
+        nodes = self.shared.server_health if self.shared is not None else {}
+        if len(nodes) < 2:
+            return {}
+        return {"nodes": {address: asdict(health) for address, health in nodes.items()}}
 
     # ------------------------------------------------------------------ internals
     async def _observed(

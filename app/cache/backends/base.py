@@ -29,6 +29,15 @@ class PoolUsage:
     used: int
 
 
+@dataclass(frozen=True, slots=True)
+class ServerHealth:
+    """One server of a shared store as the last ping saw it."""
+
+    reachable: bool
+    in_ring: bool
+    """Keys are placed on it; False while it is left out after failing."""
+
+
 class CacheBackend(ABC):
     """Byte-level store. TTLs are whole seconds; 0 means no expiry."""
 
@@ -61,6 +70,11 @@ class CacheBackend(ABC):
     async def ping(self) -> bool:
         """True if every server answers; an in-process store always does."""
         return True
+
+    @property
+    def server_health(self) -> dict[str, ServerHealth]:
+        """Each server's state at the last `ping`; empty for an in-process store."""
+        return {}
 
     def pool_usage(self) -> PoolUsage | None:
         """Pooled connections by state; None for a store without connections."""
