@@ -29,7 +29,11 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from pymemcache.client.base import Client, PooledClient
-from pymemcache.exceptions import MemcacheError, MemcacheServerError
+from pymemcache.exceptions import (
+    MemcacheError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
 
 from app.cache.backends.base import CacheBackend, CacheBackendError, PoolUsage, ServerHealth
 from app.cache.backends.memcached_ring import NodeRing
@@ -113,14 +117,17 @@ class MemcachedBackend(CacheBackend):
         return dict(self._health)
 
     async def start(self) -> None:
-        """Open `pool_min` connections to each node; a node that is down leaves the ring."""
+        """Open `pool_min` connections to each node; a node that is down is noted as failing."""
         self._bind_loop()
-        warmups = [
-            self._on_node(node, node.client.version)
-            for node in self._nodes.values()
-            for _ in range(self.pool_min)
-        ]
+        warmups = [self._on_node(node, self._warm, node.client) for node in self._nodes.values()]
         await asyncio.gather(*warmups, return_exceptions=True)
+
+    def _warm(self, client: PooledClient) -> None:
+        """Hold `pool_min` pooled connections at once, so each one is really opened."""
+        pool = client.client_pool
+        with contextlib.ExitStack() as held:
+            for _ in range(min(self.pool_min, self.pool_max)):
+                held.enter_context(pool.get_and_release(destroy_on_fail=True)).version()
 
     async def close(self) -> None:
         for timer in self._probe_timers.values():
@@ -180,6 +187,8 @@ class MemcachedBackend(CacheBackend):
                 return await asyncio.wrap_future(future)
         except TimeoutError as exc:  # our deadline, or the socket's (socket.timeout is an alias)
             raise CacheBackendError("timeout", str(exc) or "no answer in time") from None
+        except MemcacheUnexpectedCloseError as exc:  # a server that died under the call
+            raise CacheBackendError("connection", str(exc) or "connection closed") from exc
         except MemcacheServerError as exc:
             raise CacheBackendError("server_error", str(exc)) from exc
         except (MemcacheError, OSError) as exc:

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
 
 from pymemcache.client.rendezvous import RendezvousHash
-
-NEVER: Final = float("inf")
 
 
 @dataclass(slots=True)
@@ -32,6 +29,7 @@ class NodeState:
     failures: int = 0
     in_ring: bool = True
     ejected_at: float = 0.0
+    """Clock reading when it last left the ring."""
     ejections: int = 0
 
 
