@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from pymemcache.client.hash import HashClient
@@ -142,14 +142,17 @@ async def _load(
 ) -> None:
     """get_or_set over every key, as routes do; records (time, key, tier that answered)."""
 
-    async def loader_for(key: str) -> dict[str, str]:
-        return {"key": key, "source": "loader"}
+    def loader_for(key: str) -> Callable[[], Awaitable[dict[str, str]]]:
+        async def load() -> dict[str, str]:
+            return {"key": key, "source": "loader"}
+
+        return load
 
     i = 0
     while not stop.is_set():
         key = KEYS[i % len(KEYS)]
         try:
-            entry = await manager.get_or_set_entry("api", key, lambda k=key: loader_for(k))
+            entry = await manager.get_or_set_entry("api", key, loader_for(key))
         except Exception as exc:
             errors.append(exc)
         else:
