@@ -69,9 +69,13 @@ class Settings(BaseSettings):
         "market-api", pattern=r"^[A-Za-z0-9_.-]{0,32}$", description="Prefix of every cache key."
     )
     cache_default_ttl: int = Field(300, ge=1, description="TTL in seconds when none is given.")
-    cache_connection_pool_min: int = Field(5, ge=0, description="Connections opened at start.")
+    cache_connection_pool_min: int = Field(
+        5, ge=0, description="Connections opened at start, per server."
+    )
     cache_connection_pool_max: int = Field(
-        20, ge=1, description="Connections, executor threads and in-flight memcached calls."
+        20,
+        ge=1,
+        description="Connections, executor threads and in-flight memcached calls, per server.",
     )
     cache_cleanup_interval: float = Field(
         30.0, gt=0, description="Seconds between sweeps of expired in-memory entries."
