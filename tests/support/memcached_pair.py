@@ -29,3 +29,12 @@ def direct(node: ManagedProcess) -> Client:
 
 def node_stat(client: Client, name: str) -> int:
     return int(client.stats()[name.encode()])
+
+
+def stat_of(node: ManagedProcess, name: str) -> int:
+    """One figure from the node's `stats`, over a connection opened for it."""
+    client = direct(node)
+    try:
+        return node_stat(client, name)
+    finally:
+        client.close()

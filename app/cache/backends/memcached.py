@@ -99,6 +99,7 @@ class MemcachedBackend(CacheBackend):
         self._probes: set[asyncio.Task[None]] = set()
         self._probe_timers: dict[str, asyncio.TimerHandle] = {}
         self._health: dict[str, ServerHealth] = {}
+        self._closed = False
 
     def _pooled(self, address: str) -> PooledClient:
         return PooledClient(
@@ -117,9 +118,9 @@ class MemcachedBackend(CacheBackend):
         return dict(self._health)
 
     async def start(self) -> None:
-        """Open `pool_min` connections to each node; a node that is down is noted as failing."""
+        """Open `pool_min` connections to each node; a node that is down only means fallback."""
         self._bind_loop()
-        warmups = [self._on_node(node, self._warm, node.client) for node in self._nodes.values()]
+        warmups = [self._run(node, self._warm, node.client) for node in self._nodes.values()]
         await asyncio.gather(*warmups, return_exceptions=True)
 
     def _warm(self, client: PooledClient) -> None:
@@ -130,6 +131,7 @@ class MemcachedBackend(CacheBackend):
                 held.enter_context(pool.get_and_release(destroy_on_fail=True)).version()
 
     async def close(self) -> None:
+        self._closed = True
         for timer in self._probe_timers.values():
             timer.cancel()
         self._probe_timers.clear()
@@ -244,6 +246,8 @@ class MemcachedBackend(CacheBackend):
 
     # ------------------------------------------------------------------ rejoining
     def _schedule_probe(self, address: str) -> None:
+        if self._closed:
+            return
         loop = self._bind_loop()
         self._probe_timers[address] = loop.call_later(self.dead_timeout, self._start_probe, address)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,7 +16,7 @@ from app.cache.backends.base import PoolUsage, ServerHealth
 from app.cache.keys import data_key
 from devstack.process import ManagedProcess
 from tests.support.loop_lag import LoopLagProbe
-from tests.support.memcached_pair import direct, memcached_nodes, node_stat
+from tests.support.memcached_pair import direct, memcached_nodes, node_stat, stat_of
 
 pytestmark = pytest.mark.memcached
 
@@ -124,9 +125,7 @@ async def test_keys_spread_over_both_nodes_as_hash_client_places_them(
         assert await held_by(node, mine) == set(mine)
         assert await held_by(node, others) == set()
         assert all(hash_client.hasher.get_node(k) == node.address for k in mine)
-        watcher = direct(node)
-        assert node_stat(watcher, "curr_items") >= len(mine)
-        watcher.close()
+        assert stat_of(node, "curr_items") >= len(mine)
     assert set(placed.values()) == set(servers)
     health = await cluster.health()
     assert health["memcached"]["nodes"] == {
@@ -232,6 +231,9 @@ async def test_a_restarted_node_rejoins_empty_and_serves_its_keys_again(
     await cluster.set("api", victim_key, {"written": "while the node was away"})
     assert await held_by(survivor, [full_key(cluster, victim_key)])
 
+    # Down past the first probe, which fails and schedules the next one.
+    await asyncio.sleep(max(0.0, ejected_at + DEAD_TIMEOUT + 0.2 - time.monotonic()))
+    assert victim.address not in backend.ring.members
     restarted_at = time.monotonic()
     await asyncio.to_thread(victim.start)  # same port
     deadline = restarted_at + DEAD_TIMEOUT + 3.0
@@ -263,16 +265,49 @@ async def test_a_node_back_from_a_stall_is_emptied_before_it_rejoins(
     backend = ring_of(cluster)
     victim_key = next(k for k in KEYS if placed[k] == victim.address)
     assert victim.proc is not None
-    victim.proc.send_signal(19)  # SIGSTOP: the node holds its data but stops answering
+    victim.proc.send_signal(signal.SIGSTOP)  # SIGSTOP: the node holds its data but stops answering
     try:
         while backend.ring.members != [survivor.address]:
             await cluster.get("api", victim_key)
         await cluster.set("api", victim_key, {"written": "while the node was stalled"})
     finally:
-        victim.proc.send_signal(18)  # SIGCONT
+        victim.proc.send_signal(signal.SIGCONT)  # SIGCONT
     deadline = time.monotonic() + DEAD_TIMEOUT + 3.0
     while victim.address not in backend.ring.members and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     assert victim.address in backend.ring.members
     # Without the flush the node would answer the value from before the stall.
     assert await cluster.get("api", victim_key) is None
+
+
+async def test_every_node_down_opens_the_breaker_and_one_back_closes_it(
+    cluster: CacheManager, nodes: list[ManagedProcess]
+) -> None:
+    """The last node never leaves the ring: with all of them gone, the breaker takes over."""
+    placed = await warm(cluster)
+    backend = ring_of(cluster)
+    for node in nodes:
+        node.kill()
+    for key in KEYS * 2:  # every read still answers, from memory or as a miss
+        await cluster.get("api", key)
+    assert len(backend.ring.members) == 1
+    assert cluster.breaker.state is not BreakerState.CLOSED
+    assert cluster.stats.fallbacks["breaker_open"] > 0
+
+    left_in_ring = backend.ring.members[0]
+    back = next(n for n in nodes if n.address != left_in_ring)  # the one that left the ring
+    await asyncio.to_thread(back.start)
+    deadline = time.monotonic() + DEAD_TIMEOUT + 3.0
+    while back.address not in backend.ring.members and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    assert back.address in backend.ring.members
+    # The breaker's next probe finds a node that answers (the dead one leaves the ring then).
+    cluster.breaker.cooldown = 0.0
+    key = next(k for k in KEYS if placed[k] == back.address)
+    deadline = time.monotonic() + 3.0
+    while cluster.breaker.state is not BreakerState.CLOSED and time.monotonic() < deadline:
+        await cluster.set("api", key, {"back": True})
+        await asyncio.sleep(0.02)
+    assert cluster.breaker.state is BreakerState.CLOSED
+    assert await cluster.get("api", key) == {"back": True}
+    assert await held_by(back, [full_key(cluster, key)])

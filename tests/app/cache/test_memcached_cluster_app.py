@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.market_process import market_process
-from tests.support.memcached_pair import direct, memcached_nodes, node_stat
+from tests.support.memcached_pair import memcached_nodes, stat_of
 
 pytestmark = [pytest.mark.memcached, pytest.mark.server]
 
@@ -71,7 +71,7 @@ async def test_market_api_starts_on_two_nodes_and_keeps_answering_when_one_dies(
                 stop = asyncio.Event()
                 workers = [asyncio.create_task(_hammer(client, stop, statuses)) for _ in range(8)]
                 await asyncio.sleep(1.0)
-                items = [node_stat(direct(n), "curr_items") for n in nodes]
+                items = [stat_of(n, "curr_items") for n in nodes]
                 assert all(count > 0 for count in items), items  # keys on both nodes
                 before_kill = len(statuses)
                 killed_at = time.monotonic()

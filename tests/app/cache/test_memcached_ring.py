@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pymemcache.client.hash import HashClient
 
-from app.cache.backends.memcached_ring import NodeRing
+from app.cache.backends.memcached_ring import PLACEMENTS_KEPT, NodeRing
 
 NODES = ["127.0.0.1:11001", "127.0.0.1:11002", "127.0.0.1:11003"]
 KEYS = [f"market-api:api:17:key-{i}" for i in range(300)]
@@ -73,3 +73,14 @@ def test_bad_arguments() -> None:
         NodeRing([], eject_after=1, clock=lambda: 0.0)
     with pytest.raises(ValueError, match="eject_after"):
         NodeRing(NODES, eject_after=0, clock=lambda: 0.0)
+
+
+def test_remembered_placements_stay_bounded_and_right() -> None:
+    placement = ring()
+    hash_client = HashClient([tuple(n.split(":")) for n in NODES])
+    keys = [f"k{i}" for i in range(PLACEMENTS_KEPT + 100)]
+    for key in keys:
+        placement.node_for(key)
+    assert len(placement._placed) <= PLACEMENTS_KEPT
+    for key in keys[:50] + keys[-50:]:  # forgotten and remembered ones alike
+        assert placement.node_for(key) == hash_client.hasher.get_node(key)
