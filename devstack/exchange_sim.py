@@ -9,6 +9,8 @@ points at it) and `GET`/`PUT /conditions` (latency, jitter, error rate, changed 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -18,6 +20,7 @@ from starlette.routing import Route
 
 from app.upstream.client import UnknownSymbol, UpstreamError
 from app.upstream.simulator import ExchangeSimulator, SimulatorConditions
+from devstack.process import ManagedProcess, free_port
 
 _CONDITIONS = ("latency_ms", "jitter_ms", "error_rate")
 
@@ -105,3 +108,17 @@ def main(argv: list[str] | None = None) -> None:
         args.symbols, SimulatorConditions(args.latency_ms, args.jitter_ms, args.error_rate)
     )
     uvicorn.run(create_simulator_app(simulator), host=args.host, port=args.port)
+
+
+def simulator_process(
+    *,
+    port: int | None = None,
+    latency_ms: float = 20.0,
+    jitter_ms: float = 10.0,
+    log_path: Path | None = None,
+) -> ManagedProcess:
+    """`market-exchange-sim` as a child process: one exchange several app replicas share."""
+    port = port or free_port()
+    argv = [sys.executable, "-c", "from devstack.exchange_sim import main; main()"]
+    argv += ["--port", str(port), "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms)]
+    return ManagedProcess("exchange-sim", argv, "127.0.0.1", port, log_path)
