@@ -2,7 +2,8 @@
 
 Callers see namespaces, TTLs and JSON values. Underneath, the manager picks the store for each call
 (the near-cache for hot keys, memcached while its breaker lets it, memory otherwise), builds valid
-keys that change with each namespace version, collapses concurrent misses, and counts everything.
+keys that change with each namespace version, collapses concurrent misses (in this process, and
+with memcached across replicas through a lease), and counts everything.
 Every call to the shared store goes through one breaker-guarded helper (`_guarded`) and every
 operation through one instrumentation helper (`_observed`).
 """
