@@ -114,6 +114,20 @@ class Settings(BaseSettings):
     market_ttl: int = Field(2, ge=1, description="TTL (s) of upstream ticker snapshots.")
     dashboard_ttl: int = Field(5, ge=1, description="TTL (s) of dashboard aggregates.")
     analysis_ttl: int = Field(30, ge=1, description="TTL (s) of regime analyses.")
+    cache_lease_wait: float | None = Field(
+        None,
+        ge=0,
+        description="With memcached: seconds a replica waits for another replica's load of the "
+        "same missing key (polling memcached) before loading it itself. Unset: UPSTREAM_TIMEOUT "
+        "+ 0.5; 0 turns cross-replica single-flight off (each replica loads its own misses).",
+    )
+    cache_lease_ttl: int = Field(
+        3,
+        ge=1,
+        le=3600,
+        description="Whole seconds the lease a loading replica holds in memcached lives, so a "
+        "replica that dies mid-load blocks nobody's takeover past it.",
+    )
 
     # --- Fleet (several replicas acting as one service) -----------------------------------
     redis_url: str = Field(

@@ -1,12 +1,16 @@
 """The simulator behind real HTTP, speaking the wire format HttpExchangeClient expects.
 
 Run it as `market-exchange-sim --port 9100` and point `UPSTREAM_URL` at it to exercise the HTTP
-path (connection pooling, timeouts, HTTP errors) without a real exchange.
+path (connection pooling, timeouts, HTTP errors) without a real exchange. Beyond the exchange's
+wire format it answers `GET /stats` (calls served per endpoint, shared by every app replica that
+points at it) and `GET`/`PUT /conditions` (latency, jitter, error rate, changed while it runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -16,6 +20,9 @@ from starlette.routing import Route
 
 from app.upstream.client import UnknownSymbol, UpstreamError
 from app.upstream.simulator import ExchangeSimulator, SimulatorConditions
+from devstack.process import ManagedProcess, free_port
+
+_CONDITIONS = ("latency_ms", "jitter_ms", "error_rate")
 
 
 def _json(payload: object, status: int = 200) -> Response:
@@ -52,11 +59,34 @@ def create_simulator_app(simulator: ExchangeSimulator) -> Starlette:
             return _json({"error": exc.reason}, 503)
         return _json(item.model_dump())
 
+    async def stats(_: Request) -> Response:
+        """Calls served per endpoint template: what a cache in front of it let through."""
+        calls = dict(simulator.calls_by_endpoint)
+        return _json({"calls": calls, "total": sum(calls.values())})
+
+    async def conditions(request: Request) -> Response:
+        """Change latency, jitter or error rate while it runs (a slow or failing exchange)."""
+        current = simulator.conditions
+        if request.method == "PUT":
+            try:
+                body = orjson.loads(await request.body())
+                changes = {k: float(body[k]) for k in _CONDITIONS if k in body}
+            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+                return _json({"error": "invalid conditions", "detail": str(exc)}, 400)
+            if any(v < 0 for v in changes.values()) or changes.get("error_rate", 0.0) > 1:
+                detail = "latency and jitter >= 0, error rate in 0..1"
+                return _json({"error": "invalid conditions", "detail": detail}, 400)
+            for name, value in changes.items():
+                setattr(current, name, value)
+        return _json({name: getattr(current, name) for name in _CONDITIONS})
+
     app = Starlette(
         routes=[
             Route("/tickers", tickers),
             Route("/tickers/{symbol}", ticker),
             Route("/history/{symbol}", history),
+            Route("/stats", stats),
+            Route("/conditions", conditions, methods=["GET", "PUT"]),
         ]
     )
     app.state.simulator = simulator
@@ -78,3 +108,17 @@ def main(argv: list[str] | None = None) -> None:
         args.symbols, SimulatorConditions(args.latency_ms, args.jitter_ms, args.error_rate)
     )
     uvicorn.run(create_simulator_app(simulator), host=args.host, port=args.port)
+
+
+def simulator_process(
+    *,
+    port: int | None = None,
+    latency_ms: float = 20.0,
+    jitter_ms: float = 10.0,
+    log_path: Path | None = None,
+) -> ManagedProcess:
+    """`market-exchange-sim` as a child process: one exchange several app replicas share."""
+    port = port or free_port()
+    argv = [sys.executable, "-c", "from devstack.exchange_sim import main; main()"]
+    argv += ["--port", str(port), "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms)]
+    return ManagedProcess("exchange-sim", argv, "127.0.0.1", port, log_path)

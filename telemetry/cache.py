@@ -121,6 +121,10 @@ def register_cache_observers(meter: Meter, manager: CacheManager) -> None:
         for reason, count in list(stats.fallbacks.items()):
             yield Observation(count, {"reason": reason})
 
+    def leases(_: CallbackOptions) -> Iterable[Observation]:
+        for outcome, count in list(stats.leases.items()):
+            yield Observation(count, {"cache.lease.outcome": outcome})
+
     def breaker(_: CallbackOptions) -> Iterable[Observation]:
         yield Observation(manager.breaker.state.gauge_value)
 
@@ -145,6 +149,12 @@ def register_cache_observers(meter: Meter, manager: CacheManager) -> None:
         [fallbacks],
         unit="{operation}",
         description="Operations served by the in-memory fallback, by reason.",
+    )
+    meter.create_observable_counter(
+        "cache.leases",
+        [leases],
+        unit="{miss}",
+        description="Misses loaded under a lease shared across replicas, by outcome.",
     )
     meter.create_observable_gauge(
         "cache.breaker.state",

@@ -30,6 +30,7 @@ def cache_metrics(services: Services) -> dict[str, Any]:
         "oversized": stats.oversized,
         "decode_errors": stats.decode_errors,
         "loader_errors": stats.loader_errors,
+        "leases": dict(stats.leases),
         "upstream_calls": services.upstream.calls,
         "namespaces": stats.per_namespace(),
         "memory": {

@@ -6,6 +6,7 @@ from app.cache.backends.memcached import MemcachedBackend
 from app.cache.backends.memory import MemoryBackend
 from app.cache.breaker import CircuitBreaker
 from app.cache.instrumentation import CacheInstrumentation
+from app.cache.lease import LeasePolicy
 from app.cache.manager import CacheManager
 from app.cache.namespaces import NAMESPACES, namespace_ttls
 from app.settings import Settings
@@ -14,6 +15,21 @@ from app.settings import Settings
 def build_cache_breaker(settings: Settings) -> CircuitBreaker:
     """Built apart from the manager so its hooks can be given the same breaker."""
     return CircuitBreaker(settings.cache_breaker_failures, settings.cache_breaker_cooldown)
+
+
+LEASE_WAIT_MARGIN = 0.5
+"""Seconds beyond the upstream timeout a waiter gives the lease holder: time to store."""
+
+
+def build_lease_policy(settings: Settings) -> LeasePolicy | None:
+    """Waiters wait as long as one upstream call may take, so a live holder's value always
+    reaches them first; None when leases are turned off."""
+    wait = settings.cache_lease_wait
+    if wait is None:
+        wait = settings.upstream_timeout + LEASE_WAIT_MARGIN
+    if wait <= 0:
+        return None
+    return LeasePolicy(ttl=settings.cache_lease_ttl, wait=wait)
 
 
 def build_cache_manager(
@@ -53,4 +69,5 @@ def build_cache_manager(
         version_refresh=settings.cache_version_refresh,
         cleanup_interval=settings.cache_cleanup_interval,
         instrumentation=instrumentation,
+        lease=build_lease_policy(settings) if shared is not None else None,
     )

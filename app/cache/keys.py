@@ -40,3 +40,12 @@ def data_key(prefix: str, namespace: str, version: int, key: str) -> str:
         return f"{head}:{key}"
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{head}#{digest}"
+
+
+def lease_key(prefix: str, stored_key: str) -> str:
+    """Key of the cross-replica lease on a stored key (see lease.py).
+
+    `prefix:lease#sha256`: '#' right after the second field can never start a data key
+    (`prefix:ns:version...`) nor a version key, and the hash keeps it short whatever the key.
+    """
+    return f"{prefix}:lease#{hashlib.sha256(stored_key.encode()).hexdigest()}"

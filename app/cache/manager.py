@@ -2,7 +2,8 @@
 
 Callers see namespaces, TTLs and JSON values. Underneath, the manager picks the store for each call
 (the near-cache for hot keys, memcached while its breaker lets it, memory otherwise), builds valid
-keys that change with each namespace version, collapses concurrent misses, and counts everything.
+keys that change with each namespace version, collapses concurrent misses (in this process, and
+with memcached across replicas through a lease), and counts everything.
 Every call to the shared store goes through one breaker-guarded helper (`_guarded`) and every
 operation through one instrumentation helper (`_observed`).
 """
@@ -21,7 +22,8 @@ from app.cache.backends.base import CacheBackend, CacheBackendError
 from app.cache.backends.memory import MemoryBackend
 from app.cache.breaker import BreakerState, CircuitBreaker
 from app.cache.instrumentation import CacheInstrumentation, NoopCacheInstrumentation
-from app.cache.keys import data_key, validate_name, version_key
+from app.cache.keys import data_key, lease_key, validate_name, version_key
+from app.cache.lease import LEASE_VALUE, LeasePolicy, LeaseStoreDown, SharedLease
 from app.cache.namespaces import NAMESPACES
 from app.cache.serialization import CacheDecodeError, decode, encode
 from app.cache.singleflight import SingleFlight
@@ -95,6 +97,7 @@ class CacheManager:
         cleanup_interval: float = 30.0,
         namespaces: Iterable[str] = DEFAULT_NAMESPACES,
         instrumentation: CacheInstrumentation | None = None,
+        lease: LeasePolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.memory = memory
@@ -118,6 +121,8 @@ class CacheManager:
         # there as soon as it answers, or its old entries would come back with the connection.
         self._unsynced: set[str] = set()
         self._flights = SingleFlight()
+        # Across replicas, what the single-flight is inside one: only with a shared store.
+        self.lease = SharedLease(lease) if lease is not None and shared is not None else None
         self._sweeper = Periodic("cache-sweeper", cleanup_interval, self._sweep)
         self._warn = RateLimitedLogger(log)
         self.force_miss = False
@@ -406,11 +411,70 @@ class CacheManager:
     ) -> CacheEntry:
         full = await self._key(namespace, key)
         entry: CacheEntry = await self._flights.do(
-            full, lambda: self._load(namespace, key, loader, ttl)
+            full, lambda: self._load(namespace, key, full, loader, ttl)
         )
         return entry
 
     async def _load(
+        self,
+        namespace: str,
+        key: str,
+        full: str,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: int | None,
+    ) -> CacheEntry:
+        """One process's load of a missing key, under a lease shared with the other replicas.
+
+        Without a shared store, with the breaker not closed, or while misses are forced, it
+        loads straight away as it always did.
+        """
+        lease, shared = self.lease, self.shared
+        if (
+            lease is None
+            or shared is None
+            or self.force_miss
+            or self.breaker.state is not BreakerState.CLOSED
+        ):
+            return await self._load_and_store(namespace, key, loader, ttl)
+        lkey = lease_key(self.key_prefix, full)
+        seconds = self.ttl_for(namespace, ttl)
+
+        async def acquire() -> bool:
+            return self._answered(
+                await self._guarded(shared.add, lkey, LEASE_VALUE, lease.policy.ttl)
+            )
+
+        async def peek() -> CacheEntry | None:
+            payload = self._answered(await self._guarded(shared.get, full))
+            if payload is None:
+                return None
+            try:
+                decode(payload)
+            except CacheDecodeError:
+                self.stats.decode_errors += 1
+                return None  # the holder's load is taken over as if nothing were there
+            return CacheEntry(payload, shared.name, self._keep_near(full, payload, seconds))
+
+        async def release() -> None:
+            self._answered(await self._guarded(shared.delete, lkey))
+
+        entry, outcome = await lease.fill(
+            acquire,
+            peek,
+            release,
+            lambda: self._load_and_store(namespace, key, loader, ttl),
+        )
+        self.stats.leases[outcome] += 1
+        return entry
+
+    @staticmethod
+    def _answered(result: T | _Unavailable) -> T:
+        """A lease call's answer; LeaseStoreDown when the store gave none (already counted)."""
+        if result is UNAVAILABLE:
+            raise LeaseStoreDown
+        return result
+
+    async def _load_and_store(
         self, namespace: str, key: str, loader: Callable[[], Awaitable[Any]], ttl: int | None
     ) -> CacheEntry:
         try:

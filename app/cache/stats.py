@@ -19,6 +19,8 @@ class CacheStats:
     invalidations: Counter[str] = field(default_factory=Counter)
     fallbacks: Counter[str] = field(default_factory=Counter)
     """reason -> count"""
+    leases: Counter[str] = field(default_factory=Counter)
+    """lease outcome (app.cache.lease.LeaseOutcome) -> count: how misses went across replicas"""
     errors: int = 0
     oversized: int = 0
     decode_errors: int = 0

@@ -116,3 +116,19 @@ async def test_breaker_fallbacks_and_pool_connections(memcached: ManagedProcess)
         assert sum(fallbacks.values()) >= 2
         spans = [s for s in t.spans.spans if s.name == "cache.get api"]
         assert any(dict(s.attributes or {}).get("cache.breaker.state") == "open" for s in spans)
+
+
+@pytest.mark.memcached
+async def test_lease_outcomes_on_the_scrape_path_and_in_the_cache_stats(
+    memcached: ManagedProcess,
+) -> None:
+    settings = make_settings(memcached_servers=memcached.address)
+    async with traced_app(settings) as t:
+        assert (await t.client.get("/api/market/movers")).status_code == 200
+        # The movers answer and the ticker snapshot it is computed from: one lease each.
+        leases = {
+            s.labels["cache_lease_outcome"]: s.value for s in await t.samples("cache_leases_total")
+        }
+        assert leases == {"acquired": 2}
+        stats = (await t.client.get("/api/monitoring/performance/metrics/cache")).json()
+        assert stats["leases"] == {"acquired": 2}
