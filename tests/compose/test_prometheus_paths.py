@@ -136,10 +136,9 @@ def test_both_jobs_give_the_rules_their_series(exporter: tuple[int, ExporterStan
         tempfile.TemporaryDirectory() as tmp,
     ):
         replicas = [f"127.0.0.1:{app.port}" for app in (first, second)]
-        stand_in.instances = [
-            scrape_instance("127.0.0.1", app.port) or "" for app in (first, second)
-        ]
-        assert stand_in.instances == replicas
+        # Each replica's service.instance.id, as the app derives it from where it listens.
+        assert [scrape_instance("127.0.0.1", app.port) for app in (first, second)] == replicas
+        stand_in.instances = replicas
         root = Path(tmp)
         config = local_copy(replicas, exporter_port, root / "prometheus.yml")
         process = prometheus_process(config, root / "data", log_path=root / "prometheus.log")
