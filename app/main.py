@@ -83,6 +83,7 @@ def create_app(
             keep_slower_than_ms=settings.trace_keep_slower_than_ms,
             keep_ratio=settings.trace_keep_ratio,
             loop_lag_interval=settings.event_loop_lag_interval,
+            listen=(settings.app_host, settings.app_port),
         )
         if telemetry == "environment"
         else telemetry

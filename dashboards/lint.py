@@ -27,6 +27,7 @@ from dashboards.datasources import (
 from dashboards.links import DASHBOARD_TAG, RUNBOOK_BASE_URL
 from dashboards.promql import INSTANCE_MATCHER, JOB_MATCHER, RATE_INTERVAL
 from dashboards.queries import iter_panels, target_datasource
+from telemetry.fleet_thresholds import FLEET_THRESHOLDS, REPLICAS_MISSING
 from telemetry.thresholds import THRESHOLDS, Comparison, Threshold
 
 DATASOURCE_TYPES: Final = {
@@ -38,9 +39,14 @@ RATE_FUNCTIONS: Final = frozenset({"rate", "irate", "increase"})
 JOB_LEVEL_SERIES: Final = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
 """Series without the app's `instance`: Prometheus' alert state (recording rules, spelled
 `level:metric:operations`, are recognised by their colons)."""
-_BY_ANCHOR: Final[Mapping[str, Threshold]] = {t.runbook_anchor: t for t in THRESHOLDS}
-# Alerts on a level have a line to draw; `== 0` (a target down) is a state, not a level.
-_LEVEL_VALUES: Final = frozenset(t.value for t in THRESHOLDS if t.condition.op is not Comparison.EQ)
+_EVERY_ALERT: Final = (*THRESHOLDS, *FLEET_THRESHOLDS)
+_BY_ANCHOR: Final[Mapping[str, Threshold]] = {t.runbook_anchor: t for t in _EVERY_ALERT}
+# Alerts on a level have a line to draw. `== 0` (a target down) is a state, not a level; the
+# missing-replica count compares the fleet with its own past peak, a difference no panel plots.
+_UNDRAWN: Final = frozenset(
+    {t.alert for t in _EVERY_ALERT if t.condition.op is Comparison.EQ} | {REPLICAS_MISSING.alert}
+)
+_LEVEL_VALUES: Final = frozenset(t.value for t in _EVERY_ALERT if t.alert not in _UNDRAWN)
 _GROUPING: Final = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _KEYWORDS: Final = frozenset(
     {"and", "or", "unless", "bool", "offset", "atan2", "group_left", "group_right"}
@@ -274,7 +280,7 @@ def _threshold_problems(panel: Mapping[str, Any], defaults: Mapping[str, Any]) -
         yield f"threshold {value:g} is not an alert threshold of telemetry/thresholds.py"
     for link in panel.get("links", []):
         alert = _runbook_alert(str(link.get("url", "")))
-        if alert is None or alert.condition.op is Comparison.EQ:
+        if alert is None or alert.alert in _UNDRAWN:
             continue
         if alert.value not in drawn:
             yield f"links {alert.alert} but draws no threshold at {alert.value:g}"

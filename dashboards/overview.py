@@ -3,24 +3,33 @@
 The first screen an operator sees (`GET /performance` redirects here): traffic, errors, latency
 per route with exemplars that open the trace, the cache hit rate as the alert judges it, open
 sockets, memory, event-loop lag, and the alerts firing now. Each panel links to its runbook
-section and to the dashboard that breaks it down further.
+section and to the dashboard that breaks it down further. The *Replicas* row below puts the
+replicas side by side: which answer, how the traffic is spread, and how much of the fleet's
+socket capacity is used.
 """
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards import catalog, skeleton
-from dashboards.links import dashboard_link, runbooks
+from dashboards.links import dashboard_link, runbook_link, runbooks
 from dashboards.panels import (
     prometheus_table,
     query,
     single_stat,
+    state_timeline,
     time_series,
     value_mapping,
 )
 from dashboards.promql import quantile, ratio_or_zero, selector, sum_rate
+from telemetry.fleet_thresholds import (
+    FLEET_WEBSOCKETS_NEAR_CAPACITY,
+    REPLICAS_MISSING,
+    REPLICAS_WINDOW_SECONDS,
+)
 from telemetry.thresholds import (
     CACHE_HIT_RATE_LOW,
     CACHE_HIT_RATIO,
@@ -32,6 +41,7 @@ from telemetry.thresholds import (
     MEMORY_LEAK_SUSPECTED,
     SERVICE_DOWN,
     TOO_MANY_WEBSOCKETS,
+    WEBSOCKETS_MAX,
     promql_number,
 )
 
@@ -67,6 +77,103 @@ def _latency(q: float) -> timeseries.Panel:
         alerts=[HIGH_LATENCY],
         links=[dashboard_link(*catalog.SLOW_REQUESTS)],
         size=(8, 9),
+    )
+
+
+def _replicas(dashboard: builders.Dashboard) -> builders.Dashboard:
+    """Replicas side by side. The fleet recording rules exist only where several replicas run
+    (alerts/rules/market-api-fleet.rules.yml), so these panels compute the same from the raw
+    series: they work on any Prometheus that scrapes the app, and follow the instance filter."""
+    requests = HTTP_DURATION + "_count"
+    per_replica = sum_rate(requests, by_labels=("instance",))
+    lookups = "cache_requests_total"
+    return (
+        dashboard.with_row(builders.Row("Replicas"))
+        .with_panel(
+            state_timeline(
+                "Replicas up",
+                "Whether each replica answered its scrape (`up`), one lane per replica. A "
+                "replica whose container stopped leaves Docker's DNS and its lane just ends: "
+                f"{REPLICAS_MISSING.alert} fires when fewer replicas answer than at the most "
+                f"in the last {REPLICAS_WINDOW_SECONDS // 3600}h; {SERVICE_DOWN.alert} when one "
+                "answers no more.",
+                "short",
+                [query(selector("up"), "{{instance}}")],
+                mappings=[value_mapping({0: ("down", "red"), 1: ("up", "green")})],
+                links=[runbook_link(REPLICAS_MISSING), runbook_link(SERVICE_DOWN)],
+                size=(12, 8),
+            )
+        )
+        .with_panel(
+            time_series(
+                "Fleet WebSockets used",
+                "Open sockets of the replicas together over what they may hold: "
+                f"{WEBSOCKETS_MAX} per replica that answers its scrape. "
+                f"{FLEET_WEBSOCKETS_NEAR_CAPACITY.alert} fires above the dashed line: time for "
+                "another replica.",
+                "percentunit",
+                [
+                    query(
+                        f"sum({selector('websocket_connections_active')})\n/\n"
+                        f"(sum({selector('up')}) * {WEBSOCKETS_MAX})",
+                        "used",
+                    )
+                ],
+                alerts=[FLEET_WEBSOCKETS_NEAR_CAPACITY],
+                links=[dashboard_link(*catalog.WEBSOCKETS)],
+                size=(12, 8),
+                soft_max=1,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Request rate per replica",
+                "HTTP requests per second each replica answered, every route and status. nginx "
+                "sends requests round robin, so the lines should lie together; a replica far "
+                "below the others is failing nginx's checks or was just started.",
+                "reqps",
+                [query(per_replica, "{{instance}}")],
+                size=(8, 8),
+            )
+        )
+        .with_panel(
+            time_series(
+                "Request share per replica",
+                "Each replica's share of the requests of the replicas shown: about 1/N each "
+                "with N replicas. Long-lived WebSockets are not spread this way (see Active "
+                "WebSockets, per replica).",
+                "percentunit",
+                [
+                    query(
+                        f"{per_replica}\n/ ignoring (instance) group_left\n{sum_rate(requests)}",
+                        "{{instance}}",
+                    )
+                ],
+                size=(8, 8),
+                soft_max=1,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Cache hit rate per replica",
+                "Share of each replica's cache lookups that were hits. Replicas share memcached, "
+                "but each has its own near-cache: a replica just started hits less until its "
+                "near-cache is warm. The alert judges the job as a whole (Cache hit rate).",
+                "percentunit",
+                [
+                    query(
+                        ratio_or_zero(
+                            sum_rate(lookups, 'cache_result="hit"', by_labels=("instance",)),
+                            sum_rate(lookups, by_labels=("instance",)),
+                        ),
+                        "{{instance}}",
+                    )
+                ],
+                links=[dashboard_link(*catalog.CACHE)],
+                size=(8, 8),
+                soft_max=1,
+            )
+        )
     )
 
 
@@ -224,4 +331,4 @@ def build() -> models.Dashboard:
             size=(12, 8),
         )
     )
-    return skeleton.finish(dashboard)
+    return skeleton.finish(_replicas(dashboard))

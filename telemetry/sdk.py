@@ -60,8 +60,11 @@ def _exporter_enabled(signal: str) -> bool:
     return endpoint and "otlp" in choice.split(",")
 
 
-def build_resource(service_version: str) -> Resource:
-    """Defaults first, then whatever OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say."""
+def build_resource(service_version: str, instance_id: str | None = None) -> Resource:
+    """Defaults first, then whatever OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say.
+
+    `instance_id` (telemetry/instance.py: the address Prometheus scrapes this process at)
+    replaces the SDK's random `service.instance.id`, unless the environment sets one."""
     attributes: dict[str, str | int] = {
         "service.name": DEFAULT_SERVICE_NAME,
         "service.version": service_version,
@@ -69,6 +72,8 @@ def build_resource(service_version: str) -> Resource:
         "host.name": platform.node(),
         "process.pid": os.getpid(),
     }
+    if instance_id:
+        attributes["service.instance.id"] = instance_id
     attributes.update(OTELResourceDetector().detect().attributes)  # type: ignore[arg-type]
     return Resource.create(attributes)
 
@@ -82,6 +87,8 @@ class TelemetryConfig:
     max_pending_traces: int = 2048
     window_interval: float = 15.0
     """Seconds between snapshots behind `/bottlenecks` (5-minute rates, 1-hour RSS trend)."""
+    instance_id: str | None = None
+    """`service.instance.id` unless OTEL_RESOURCE_ATTRIBUTES sets it; None keeps the SDK's UUID."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ def build_sdk_pipeline(
     built (only with an OTLP endpoint configured): they send nothing the app has not recorded.
     """
     rate_limit_sdk_logs()
-    resource = build_resource(config.service_version)
+    resource = build_resource(config.service_version, config.instance_id)
     export_stats = ExportStats()
     exporter = span_exporter
     if exporter is None and span_sink is None and _exporter_enabled("traces"):

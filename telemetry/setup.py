@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from telemetry.instance import scrape_instance
 from telemetry.runtime import Telemetry, build_telemetry
 from telemetry.sdk import TelemetryConfig, sdk_disabled
 
@@ -17,8 +18,11 @@ def telemetry_from_environment(
     keep_slower_than_ms: float,
     keep_ratio: float,
     loop_lag_interval: float,
+    listen: tuple[str, int] | None = None,
 ) -> Telemetry | None:
-    """None when `OTEL_SDK_DISABLED=true`: no middleware, no `/metrics`, no-op hooks."""
+    """None when `OTEL_SDK_DISABLED=true`: no middleware, no `/metrics`, no-op hooks.
+
+    `listen` (host, port the server binds) names the instance as a scrape of it would."""
     if sdk_disabled():
         return None
     return build_telemetry(
@@ -27,6 +31,7 @@ def telemetry_from_environment(
             keep_slower_than_ms=keep_slower_than_ms,
             keep_ratio=keep_ratio,
             loop_lag_interval=loop_lag_interval,
+            instance_id=scrape_instance(*listen) if listen is not None else None,
         )
     )
 

@@ -10,13 +10,19 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts.generate import ALERTS_DIR, RULES_FILE
+from alerts.generate import ALERTS_DIR, FLEET_RULES_FILE, RULES_FILE
 from devstack.process import require_binary
 from devstack.prometheus import PROMETHEUS_CONFIG, write_prometheus_config
-from telemetry.thresholds import THRESHOLDS, Threshold
+from telemetry.fleet_thresholds import FLEET_RECORDING_RULES, FLEET_THRESHOLDS
+from telemetry.thresholds import RECORDING_RULES, THRESHOLDS, Threshold
 
 TESTS_DIR = ALERTS_DIR / "tests"
 TEST_FILES = sorted(TESTS_DIR.glob("*.test.yml"))
+EVERY_ALERT = (*THRESHOLDS, *FLEET_THRESHOLDS)
+RULE_FILE_OF = {
+    **{t.alert: RULES_FILE for t in THRESHOLDS},
+    **{t.alert: FLEET_RULES_FILE for t in FLEET_THRESHOLDS},
+}
 
 
 def unit_test_file(t: Threshold) -> Path:
@@ -36,12 +42,12 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 # --- What the test files must cover (no binary needed) ------------------------------------
 
 
-@pytest.mark.parametrize("t", THRESHOLDS, ids=lambda t: t.alert)
+@pytest.mark.parametrize("t", EVERY_ALERT, ids=lambda t: t.alert)
 def test_each_alert_has_the_three_cases(t: Threshold) -> None:
     """Not firing at the threshold, pending before `for`, firing at `for` with every label and
     annotation spelled out."""
     doc: dict[str, Any] = yaml.safe_load(unit_test_file(t).read_text())
-    assert doc["rule_files"] == [f"../rules/{RULES_FILE.name}"]
+    assert doc["rule_files"] == [f"../rules/{RULE_FILE_OF[t.alert].name}"]
     checks = [
         check
         for group in doc["tests"]
@@ -71,24 +77,32 @@ def test_each_alert_has_the_three_cases(t: Threshold) -> None:
 
 
 def test_no_stray_test_files() -> None:
-    assert sorted(unit_test_file(t) for t in THRESHOLDS) == TEST_FILES
+    assert sorted(unit_test_file(t) for t in EVERY_ALERT) == TEST_FILES
 
 
 # --- promtool -------------------------------------------------------------------------------
 
 
 @pytest.mark.prometheus
-def test_promtool_checks_the_rules() -> None:
-    result = promtool("check", "rules", str(RULES_FILE))
+@pytest.mark.parametrize(
+    ("rule_file", "count"),
+    [
+        (RULES_FILE, len(RECORDING_RULES) + len(THRESHOLDS)),
+        (FLEET_RULES_FILE, len(FLEET_RECORDING_RULES) + len(FLEET_THRESHOLDS)),
+    ],
+    ids=lambda x: x.name if isinstance(x, Path) else str(x),
+)
+def test_promtool_checks_the_rules(rule_file: Path, count: int) -> None:
+    result = promtool("check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(THRESHOLDS) + 5} rules found" in result.stdout
+    assert f"SUCCESS: {count} rules found" in result.stdout
 
 
 @pytest.mark.prometheus
 def test_promtool_checks_the_config() -> None:
     result = promtool("check", "config", str(PROMETHEUS_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 1 rule files found" in result.stdout
+    assert "SUCCESS: 2 rule files found" in result.stdout
 
 
 @pytest.mark.prometheus
@@ -102,7 +116,7 @@ def test_promtool_checks_a_rendered_copy(tmp_path: Path) -> None:
     )
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 1 rule files found" in result.stdout
+    assert "SUCCESS: 2 rule files found" in result.stdout
 
 
 @pytest.mark.prometheus
@@ -129,3 +143,22 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     result = promtool("test", "rules", str(target))
     assert result.returncode != 0
     assert "exactly 150MiB does not alert" in result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+def test_fleet_unit_tests_can_fail(tmp_path: Path) -> None:
+    """The fleet tests pin the capacity threshold: against rules that alert from 79 % on, the
+    "exactly 80 %" case fails."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    text = FLEET_RULES_FILE.read_text()
+    assert text.count(':ratio{job="market-api"} > 0.8\n') == 1
+    (rules / FLEET_RULES_FILE.name).write_text(text.replace("} > 0.8\n", "} > 0.79\n"))
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    target = tests / "capacity.test.yml"
+    source = TESTS_DIR / "market_api_fleet_websockets_near_capacity.test.yml"
+    target.write_text(source.read_text())
+    result = promtool("test", "rules", str(target))
+    assert result.returncode != 0
+    assert "exactly 80% of the capacity does not alert" in result.stdout + result.stderr

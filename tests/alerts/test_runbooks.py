@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from telemetry.fleet_thresholds import FLEET_THRESHOLDS
 from telemetry.thresholds import RUNBOOK_DOC, THRESHOLDS, Threshold
 
+EVERY_ALERT = (*THRESHOLDS, *FLEET_THRESHOLDS)
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = (ROOT / RUNBOOK_DOC).read_text()
 
@@ -25,7 +27,7 @@ def sections() -> dict[str, str]:
     return {anchor(title): body for title, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
-@pytest.mark.parametrize("t", THRESHOLDS, ids=lambda t: t.alert)
+@pytest.mark.parametrize("t", EVERY_ALERT, ids=lambda t: t.alert)
 def test_every_alert_has_its_section(t: Threshold) -> None:
     path, _, fragment = t.runbook_url.partition("#")
     assert (ROOT / path).resolve() == (ROOT / RUNBOOK_DOC).resolve()
@@ -37,7 +39,7 @@ def test_every_alert_has_its_section(t: Threshold) -> None:
 
 
 def test_no_section_for_an_alert_that_does_not_exist() -> None:
-    assert set(sections()) == {t.runbook_anchor for t in THRESHOLDS}
+    assert set(sections()) == {t.runbook_anchor for t in EVERY_ALERT}
 
 
 def test_links_between_sections_resolve() -> None:

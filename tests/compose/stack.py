@@ -25,6 +25,7 @@ COMPOSE_FILE: Final = ROOT / "docker-compose.yml"
 ENV_EXAMPLE: Final = ROOT / ".env.example"
 COLLECTOR_CONFIG: Final = ROOT / "otel-collector.yaml"
 TEMPO_CONFIG: Final = ROOT / "devstack" / "compose" / "tempo.yaml"
+NGINX_CONFIG: Final = ROOT / "devstack" / "compose" / "nginx.conf"
 PROMETHEUS_CONFIG: Final = ROOT / "alerts" / "prometheus.compose.yml"
 PROVISIONING_DIR: Final = ROOT / "grafana" / "provisioning"
 DATASOURCES_FILE: Final = PROVISIONING_DIR / "datasources" / "datasources.yaml"
@@ -40,6 +41,8 @@ PROMETHEUS_DEFAULT_PORT: Final = 9090
 ALERTMANAGER_DEFAULT_PORT: Final = 9093
 GRAFANA_DEFAULT_PORT: Final = 3000
 MEMCACHED_DEFAULT_PORT: Final = 11211
+REDIS_DEFAULT_PORT: Final = 6379
+MEMCACHED_SERVICES: Final = ("memcached-1", "memcached-2")
 
 _ADDRESS: Final = re.compile(
     r"^(?:[a-z]+://)?([a-z][a-z0-9-]*|[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+):([0-9]{1,5})(?:/.*)?$"
@@ -128,6 +131,12 @@ def flag(service: str, name: str) -> str | None:
     return None
 
 
+def nginx_listen_ports() -> set[int]:
+    """The ports of nginx.conf's `listen` directives."""
+    found = re.findall(r"(?m)^\s*listen\s+(?:[0-9.]+:)?([0-9]+)\b[^;]*;", NGINX_CONFIG.read_text())
+    return {int(port) for port in found}
+
+
 def listening_ports() -> dict[str, set[int]]:
     """Each service's ports, read from its configuration."""
     app_port = int(Settings.model_fields["app_port"].default)
@@ -144,8 +153,10 @@ def listening_ports() -> dict[str, set[int]]:
         tempo_ports.add(host_port(protocol["endpoint"])[1])
     return {
         "app": {app_port},
-        "load": {app_port},  # shares the app's network namespace
-        "memcached": {MEMCACHED_DEFAULT_PORT},
+        "load": {app_port},  # shares one replica's network namespace
+        "nginx": nginx_listen_ports(),
+        **{name: {MEMCACHED_DEFAULT_PORT} for name in MEMCACHED_SERVICES},
+        "redis": {REDIS_DEFAULT_PORT},
         "otel-collector": collector_ports,
         "otel-collector-health": set(),
         "tempo": tempo_ports,

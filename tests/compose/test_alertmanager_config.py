@@ -14,6 +14,7 @@ from devstack.alertmanager import (
     COMPOSE_WEBHOOK_URL,
     render_compose_alertmanager_config,
 )
+from telemetry.fleet_thresholds import FLEET_THRESHOLDS
 from telemetry.thresholds import JOB, THRESHOLDS, Severity
 from tests.compose import stack
 
@@ -64,9 +65,10 @@ def test_amtool_accepts_the_compose_copy() -> None:
     "labels",
     [
         *(
-            {"alertname": t.alert, "job": JOB, "instance": "app:8000", **t.labels}
+            {"alertname": t.alert, "job": JOB, "instance": "172.18.0.5:8000", **t.labels}
             for t in THRESHOLDS
         ),
+        *({"alertname": t.alert, "job": JOB, **t.labels} for t in FLEET_THRESHOLDS),
         *({"alertname": "Other", "job": JOB, "severity": str(s)} for s in Severity),
         {"alertname": "NoSeverity", "job": JOB},
     ],

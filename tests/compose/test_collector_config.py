@@ -3,6 +3,7 @@ stack, and a tail-sampling policy that keeps whatever the app keeps."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -121,3 +122,12 @@ def test_tail_sampling_keeps_everything_the_app_keeps() -> None:
         "status_code",
         "probabilistic",
     }, "only policies that sample (an and/drop policy could veto the app's decisions)"
+
+
+def test_a_gone_replica_stops_being_exposed_after_a_few_missed_exports() -> None:
+    expiration = CONFIG["exporters"]["prometheus"]["metric_expiration"]
+    match = re.fullmatch(r"([0-9]+)(s|m)", expiration)
+    assert match is not None, expiration
+    seconds = int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+    export_interval = int(stack.environment("app")["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000
+    assert 3 * export_interval <= seconds < 300, "a missed export or two never drops a series"

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from app import __version__
 from tests.compose import stack
@@ -119,7 +120,7 @@ def test_every_dependency_waits_for_health(name: str) -> None:
 
 def test_the_app_waits_for_the_collector_through_its_probe() -> None:
     depends_on = stack.services()["app"]["depends_on"]
-    assert set(depends_on) == {"memcached", "otel-collector-health"}
+    assert set(depends_on) == {*stack.MEMCACHED_SERVICES, "redis", "otel-collector-health"}
 
 
 @pytest.mark.parametrize("name", sorted(stack.services()))
@@ -136,7 +137,9 @@ def test_servers_listen_on_their_documented_default_ports() -> None:
     for server in ("prometheus", "alertmanager"):
         assert stack.flag(server, "--web.listen-address") is None
     assert "GF_SERVER_HTTP_PORT" not in stack.environment("grafana")
-    assert "-p" not in stack.services()["memcached"]["command"]
+    for memcached in stack.MEMCACHED_SERVICES:
+        assert "-p" not in stack.services()[memcached]["command"]
+    assert "--port" not in stack.services()["redis"]["command"]
 
 
 @pytest.mark.parametrize("name", sorted(stack.services()))
@@ -173,3 +176,62 @@ def test_the_app_exports_to_the_collector_as_market_api() -> None:
     host, port = stack.host_port(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
     http = stack.collector()["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
     assert (host, port) == ("otel-collector", stack.host_port(http)[1])
+
+
+def test_the_app_runs_as_several_replicas_behind_nginx(tmp_path: Path) -> None:
+    """Replicas publish nothing (one host port cannot go to several containers); nginx
+    publishes the app's port. The count comes from APP_REPLICAS, which .env.example sets and
+    Compose resolves to a number."""
+    app = stack.services()["app"]
+    assert "ports" not in app
+    assert "container_name" not in app, "a fixed name allows one container only"
+    assert app["deploy"]["replicas"] == "${APP_REPLICAS:-3}"
+    assert re.search(r"^APP_REPLICAS=[1-9][0-9]*$", stack.ENV_EXAMPLE.read_text(), re.MULTILINE)
+    env = tmp_path / "env"
+    env.write_text(stack.ENV_EXAMPLE.read_text() + "\nAPP_REPLICAS=5\n")
+    binary = shutil.which("docker-compose")
+    assert binary is not None
+    resolved = subprocess.run(
+        [binary, "-f", str(stack.COMPOSE_FILE), "--env-file", str(env), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=stack.ROOT,
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    assert yaml.safe_load(resolved.stdout)["services"]["app"]["deploy"] == {"replicas": 5}
+    [(host, host_port, container_port)] = stack.published("nginx")
+    [app_port] = stack.listening_ports()["app"]
+    assert (host, host_port) == ("127.0.0.1", app_port)
+    assert container_port in stack.nginx_listen_ports()
+    assert stack.services()["nginx"]["depends_on"] == {"app": {"condition": "service_healthy"}}
+
+
+def test_nginx_runs_the_committed_config_in_an_image_that_understands_it() -> None:
+    """`server ... resolve` exists in open-source nginx from 1.27.3 on."""
+    image = stack.services()["nginx"]["image"]
+    name, _, tag = image.partition(":")
+    assert name == "nginx"
+    version = tuple(int(part) for part in tag.split("-")[0].split("."))
+    assert version >= (1, 27, 3), image
+    assert stack.container_path(stack.NGINX_CONFIG, "nginx") == "/etc/nginx/nginx.conf"
+
+
+def test_the_app_uses_both_memcached_servers_and_redis() -> None:
+    env = stack.environment("app")
+    servers = [stack.host_port(s) for s in env["MEMCACHED_SERVERS"].split(",")]
+    assert sorted(host for host, _ in servers) == sorted(stack.MEMCACHED_SERVICES)
+    for host, port in servers:
+        assert port in stack.listening_ports()[host]
+    redis_host, redis_port = stack.host_port(env["REDIS_URL"])
+    assert redis_host == "redis"
+    assert redis_port in stack.listening_ports()["redis"]
+    assert stack.services()["redis"]["image"].startswith("redis:")
+
+
+def test_no_replica_is_given_a_fixed_instance_id() -> None:
+    """One service.instance.id shared by every replica would merge their series on the
+    Collector path; each replica names itself (telemetry/instance.py)."""
+    attributes = stack.environment("app").get("OTEL_RESOURCE_ATTRIBUTES", "")
+    assert "service.instance.id" not in attributes
+    assert "deployment.environment.name=compose" in attributes

@@ -49,24 +49,29 @@ def test_promtool_accepts_the_config_and_its_rules(tmp_path: Path) -> None:
 def test_the_direct_scrape_job_is_named_after_the_service_and_keeps_only_up() -> None:
     direct = job(JOB)
     assert direct["metrics_path"] == "/metrics"
-    [target] = direct["static_configs"][0]["targets"]
-    host, port = stack.host_port(target)
-    assert port in stack.listening_ports()[host]
+    assert "static_configs" not in direct
+    [discovery] = direct["dns_sd_configs"]
+    assert discovery["type"] == "A"
+    assert discovery["names"] == ["app"]
+    assert discovery["port"] in stack.listening_ports()["app"]
     assert direct["metric_relabel_configs"] == [
         {"source_labels": ["__name__"], "regex": ".+", "action": "drop"}
     ]
     assert not direct.get("honor_labels")
 
 
-def test_up_and_the_collector_series_share_the_instance_label() -> None:
-    """`instance` of `up` is the scrape address; of the Collector's series, service.instance.id."""
-    [target] = job(JOB)["static_configs"][0]["targets"]
-    attributes = dict(
-        pair.split("=", 1)
-        for pair in stack.environment("app")["OTEL_RESOURCE_ATTRIBUTES"].split(",")
-    )
-    assert attributes["service.instance.id"] == target
-    assert "scale" not in stack.services()["app"].get("deploy", {}), "one instance, one id"
+def test_every_replica_is_a_target_named_as_it_names_itself() -> None:
+    """`instance` of `up` is `<address>:<port>` of each address `app` resolves to; each
+    replica's service.instance.id (the Collector's `instance`) is its own address and the port
+    it listens on. Compose sets no id that would override it, and the replicas bind every
+    interface (the Dockerfile's APP_HOST), which is when the app names itself by address."""
+    [discovery] = job(JOB)["dns_sd_configs"]
+    assert "service.instance.id" not in stack.environment("app")["OTEL_RESOURCE_ATTRIBUTES"]
+    assert "APP_PORT" not in stack.environment("app")
+    dockerfile = (stack.ROOT / "Dockerfile").read_text()
+    assert "APP_HOST=0.0.0.0" in dockerfile
+    assert f"APP_PORT={discovery['port']}" in dockerfile
+    assert not job(JOB).get("relabel_configs"), "`instance` stays the discovered address"
 
 
 def test_the_collector_job_keeps_the_job_and_instance_the_collector_derived() -> None:

@@ -12,6 +12,7 @@ from dashboards import catalog
 from dashboards.datasources import PROVISIONED_UIDS
 from dashboards.lint import lint, parse, query_problems
 from dashboards.queries import iter_panels, load_dashboards
+from telemetry.fleet_thresholds import FLEET_WEBSOCKETS_NEAR_CAPACITY, REPLICAS_MISSING
 from telemetry.instruments import HTTP_DURATION_BUCKETS
 from telemetry.thresholds import (
     CACHE_HIT_RATE_LOW,
@@ -38,7 +39,14 @@ def test_the_provisioned_datasource_uids() -> None:
 
 @pytest.mark.parametrize(
     "alert",
-    [CACHE_HIT_RATE_LOW, HIGH_LATENCY, MEMORY_HIGH, MEMORY_LEAK_SUSPECTED, TOO_MANY_WEBSOCKETS],
+    [
+        CACHE_HIT_RATE_LOW,
+        HIGH_LATENCY,
+        MEMORY_HIGH,
+        MEMORY_LEAK_SUSPECTED,
+        TOO_MANY_WEBSOCKETS,
+        FLEET_WEBSOCKETS_NEAR_CAPACITY,
+    ],
     ids=lambda t: t.alert,
 )
 def test_each_alert_threshold_is_drawn_where_its_runbook_is_linked(alert: Threshold) -> None:
@@ -54,6 +62,15 @@ def test_each_alert_threshold_is_drawn_where_its_runbook_is_linked(alert: Thresh
         if step["value"] is not None
     ]
     assert alert.value in drawn
+
+
+def test_the_replicas_row_links_the_missing_replicas_runbook_without_a_line() -> None:
+    overview = COMMITTED[catalog.OVERVIEW.uid]
+    [panel] = [p for p in iter_panels(overview) if p["title"] == "Replicas up"]
+    urls = [link["url"] for link in panel["links"]]
+    assert any(url.endswith(f"#{REPLICAS_MISSING.runbook_anchor}") for url in urls)
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None]
 
 
 def test_slow_request_panels_use_the_latency_threshold() -> None:

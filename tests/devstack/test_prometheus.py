@@ -18,6 +18,7 @@ from devstack.prometheus import (
     render_prometheus_config,
     write_prometheus_config,
 )
+from telemetry.fleet_thresholds import FLEET_RECORDING_RULES, FLEET_THRESHOLDS
 from telemetry.thresholds import RECORDING_RULES, THRESHOLDS
 from tests.app.ws.live import LiveServer
 from tests.conftest import make_settings
@@ -119,8 +120,12 @@ def test_prometheus_scrapes_the_app_and_records_the_rules(live_app: LiveServer) 
             assert "exemplar-storage" in flags["enable-feature"]
 
             groups = prometheus.get("/api/v1/rules").json()["data"]["groups"]
-            names = [rule["name"] for group in groups for rule in group["rules"]]
-            assert names == [r.record for r in RECORDING_RULES] + [t.alert for t in THRESHOLDS]
+            names = {group["name"]: [rule["name"] for rule in group["rules"]] for group in groups}
+            assert names == {
+                "market-api": [r.record for r in RECORDING_RULES] + [t.alert for t in THRESHOLDS],
+                "market-api-fleet": [r.record for r in FLEET_RECORDING_RULES]
+                + [t.alert for t in FLEET_THRESHOLDS],
+            }
 
             deadline = time.monotonic() + 60
             recorded: list[dict[str, Any]] = []
