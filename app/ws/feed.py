@@ -5,13 +5,21 @@ and a snapshot equal to the one last sent on its topic is skipped (the cached ti
 only when its TTL runs out). Reads go through the market service, hence through the cache: the
 feed and the REST API share one upstream snapshot. A failed tick (exchange down, ...) is counted,
 logged at most once a minute, and retried on the next tick; it never ends the feed.
+
+With several replicas (`fleet`), only the replica the fleet elected polls upstream, once per
+round, for the topics subscribed on any replica (`FeedFleet.topics_by_replica`), and its
+broadcasts reach the other replicas through the broker; the others skip their rounds. Unchanged
+snapshots are skipped by comparing with what this feed itself sent last on the topic (most of
+the fleet's subscribers are not local), except on a topic that some replica advertises for the
+first time: its new subscribers have nothing yet, so it is sent whatever it holds. A replica that
+stops publishing forgets what it sent, so when it takes over again it sends every snapshot once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from typing import Any, Final, Protocol
 
 from app.ratelimit_log import RateLimitedLogger
@@ -43,13 +51,36 @@ class FeedTarget(Protocol):
     def broadcast(self, topic: str, data: Any) -> int: ...
 
 
+class FeedFleet(Protocol):
+    """The replicas' view the feed needs (`app.ws.election.FeedElection`)."""
+
+    @property
+    def is_publisher(self) -> bool:
+        """Whether this replica's feed publishes now (for the fleet, or alone)."""
+
+    def topics_by_replica(self) -> Awaitable[Mapping[str, frozenset[str]]]:
+        """Topics subscribed on each live replica, this one included."""
+
+
 class MarketFeed:
-    def __init__(self, target: FeedTarget, market: MarketSource, interval: float) -> None:
+    def __init__(
+        self,
+        target: FeedTarget,
+        market: MarketSource,
+        interval: float,
+        *,
+        fleet: FeedFleet | None = None,
+    ) -> None:
         if interval <= 0:
             raise ValueError("interval must be > 0 seconds")
         self.target = target
         self.market = market
         self.interval = interval
+        self.fleet = fleet
+        #: With a fleet: the data last sent per topic, and the topics each replica advertised
+        #: at the previous round (to tell which ones are new somewhere).
+        self._sent: dict[str, Any] = {}
+        self._seen: Mapping[str, frozenset[str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._warn = RateLimitedLogger(log)
 
@@ -68,9 +99,18 @@ class MarketFeed:
 
     async def tick(self) -> int:
         """Publish what changed on subscribed market topics; returns the topics published."""
-        topics = self.target.active_topics()
+        if self.fleet is None:
+            topics: Collection[str] = self.target.active_topics()
+            fresh: Collection[str] = ()
+        elif not self.fleet.is_publisher:
+            self._sent.clear()
+            self._seen = {}
+            return 0
+        else:
+            topics, fresh = await self._fleet_topics(self.fleet)
         if not topics:
             return 0
+        self.target.stats.feed_polls += 1
         published = 0
         symbols = [s for s in map(ticker_symbol, topics) if s is not None]
         if symbols:
@@ -78,16 +118,35 @@ class MarketFeed:
             for symbol in symbols:
                 row = tickers.get(symbol)
                 if row is not None:
-                    published += self._publish(TICKERS_PREFIX + symbol, row)
+                    topic = TICKERS_PREFIX + symbol
+                    published += self._publish(topic, row, topic in fresh)
         if MOVERS in topics:
-            published += self._publish(MOVERS, await self.market.movers(MOVERS_LIMIT))
+            movers = await self.market.movers(MOVERS_LIMIT)
+            published += self._publish(MOVERS, movers, MOVERS in fresh)
         if OVERVIEW in topics:
-            published += self._publish(OVERVIEW, await self.market.overview())
+            published += self._publish(OVERVIEW, await self.market.overview(), OVERVIEW in fresh)
         return published
 
-    def _publish(self, topic: str, data: Mapping[str, Any]) -> int:
-        if self.target.latest(topic) == data:
+    async def _fleet_topics(self, fleet: FeedFleet) -> tuple[frozenset[str], frozenset[str]]:
+        """Every topic subscribed somewhere, and those some replica did not have last round."""
+        by_replica = await fleet.topics_by_replica()
+        fresh: set[str] = set()
+        for replica, topics in by_replica.items():
+            fresh |= topics - self._seen.get(replica, frozenset())
+        self._seen = by_replica
+        union = frozenset().union(*by_replica.values())
+        for topic in [t for t in self._sent if t not in union]:
+            del self._sent[topic]
+        return union, frozenset(fresh)
+
+    def _publish(self, topic: str, data: Mapping[str, Any], fresh: bool) -> int:
+        if self.fleet is None:
+            if self.target.latest(topic) == data:
+                return 0
+        elif not fresh and self._sent.get(topic) == data:
             return 0
+        else:
+            self._sent[topic] = data
         self.target.broadcast(topic, data)
         return 1
 
