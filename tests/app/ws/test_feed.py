@@ -126,3 +126,61 @@ async def test_interval_must_be_positive() -> None:
     registry, _, market = setup()
     with pytest.raises(ValueError, match="interval"):
         MarketFeed(registry, market, interval=0)
+
+
+class Fleet:
+    """What `app.ws.election.FeedElection` tells the feed, set by the test."""
+
+    def __init__(self, local: Registry) -> None:
+        self.local = local
+        self.is_publisher = True
+        self.others: dict[str, frozenset[str]] = {}
+
+    async def topics_by_replica(self) -> Mapping[str, frozenset[str]]:
+        return {"self": frozenset(self.local.active_topics()), **self.others}
+
+
+async def test_a_follower_reads_nothing_and_sends_nothing() -> None:
+    registry, conn, market = setup("tickers.S01USDT", "market.movers")
+    fleet = Fleet(registry)
+    fleet.is_publisher = False
+    feed = MarketFeed(registry, market, interval=1.0, fleet=fleet)
+    assert await feed.tick() == 0
+    assert market.reads == []
+    assert received(conn) == []
+    assert registry.stats.feed_polls == 0
+
+
+async def test_the_publisher_sends_topics_subscribed_on_other_replicas() -> None:
+    registry, conn, market = setup("tickers.S01USDT")
+    fleet = Fleet(registry)
+    fleet.others = {"b": frozenset({"tickers.S02USDT", "market.overview"})}
+    sent: list[str] = []
+    registry_broadcast = registry.broadcast
+
+    def broadcast(topic: str, data: Any) -> int:
+        sent.append(topic)
+        return registry_broadcast(topic, data)
+
+    registry.broadcast = broadcast  # type: ignore[method-assign]
+    feed = MarketFeed(registry, market, interval=1.0, fleet=fleet)
+    assert await feed.tick() == 3
+    assert sorted(sent) == ["market.overview", "tickers.S01USDT", "tickers.S02USDT"]
+    assert received(conn) == ["tickers.S01USDT"]  # the others go to replica b only
+    assert market.reads == ["tickers", "overview"]  # one read per round for the whole fleet
+    assert registry.stats.feed_polls == 1
+
+    sent.clear()
+    assert await feed.tick() == 0  # unchanged: skipped, whoever subscribes to it
+    # A replica that starts watching a topic gets its snapshot at once, changed or not.
+    fleet.others["c"] = frozenset({"tickers.S02USDT"})
+    assert await feed.tick() == 1
+    assert sent == ["tickers.S02USDT"]
+
+    # Losing the lease forgets what was sent: taking over again sends every snapshot once.
+    fleet.is_publisher = False
+    assert await feed.tick() == 0
+    fleet.is_publisher = True
+    sent.clear()
+    assert await feed.tick() == 3
+    assert sorted(sent) == ["market.overview", "tickers.S01USDT", "tickers.S02USDT"]
