@@ -8,11 +8,12 @@ logged at most once a minute, and retried on the next tick; it never ends the fe
 
 With several replicas (`fleet`), only the replica the fleet elected polls upstream, once per
 round, for the topics subscribed on any replica (`FeedFleet.topics_by_replica`), and its
-broadcasts reach the other replicas through the broker; the others skip their rounds. Unchanged
+broadcasts reach the other replicas through the broker; the others skip their rounds. A replica
+that cannot reach Redis publishes for its own sockets only (`Role.ALONE`). Unchanged
 snapshots are skipped by comparing with what this feed itself sent last on the topic (most of
 the fleet's subscribers are not local), except on a topic that some replica advertises for the
-first time: its new subscribers have nothing yet, so it is sent whatever it holds. A replica that
-stops publishing forgets what it sent, so when it takes over again it sends every snapshot once.
+first time: its new subscribers have nothing yet, so it is sent whatever it holds. Whenever its
+role changes, the feed forgets what it sent: a replica that takes over sends every snapshot once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Collection, Mapping
 from typing import Any, Final, Protocol
 
 from app.ratelimit_log import RateLimitedLogger
+from app.ws.election import Role
 from app.ws.stats import WebSocketStats
 from app.ws.topics import MOVERS, OVERVIEW, TICKERS_PREFIX, ticker_symbol
 
@@ -50,13 +52,17 @@ class FeedTarget(Protocol):
 
     def broadcast(self, topic: str, data: Any) -> int: ...
 
+    def deliver(self, topic: str, data: Any) -> int:
+        """Like `broadcast`, to this replica's sockets only."""
+
 
 class FeedFleet(Protocol):
     """The replicas' view the feed needs (`app.ws.election.FeedElection`)."""
 
     @property
-    def is_publisher(self) -> bool:
-        """Whether this replica's feed publishes now (for the fleet, or alone)."""
+    def role(self) -> Role:
+        """Leader: publish for the fleet; alone (Redis unreachable): for this replica's sockets
+        only; follower: another replica publishes."""
 
     def topics_by_replica(self) -> Awaitable[Mapping[str, frozenset[str]]]:
         """Topics subscribed on each live replica, this one included."""
@@ -81,6 +87,7 @@ class MarketFeed:
         #: at the previous round (to tell which ones are new somewhere).
         self._sent: dict[str, Any] = {}
         self._seen: Mapping[str, frozenset[str]] = {}
+        self._role: Role | None = None
         self._task: asyncio.Task[None] | None = None
         self._warn = RateLimitedLogger(log)
 
@@ -102,12 +109,20 @@ class MarketFeed:
         if self.fleet is None:
             topics: Collection[str] = self.target.active_topics()
             fresh: Collection[str] = ()
-        elif not self.fleet.is_publisher:
-            self._sent.clear()
-            self._seen = {}
-            return 0
         else:
-            topics, fresh = await self._fleet_topics(self.fleet)
+            role = self.fleet.role
+            if role is not self._role:  # a new role starts from nothing sent
+                self._role = role
+                self._sent.clear()
+                self._seen = {}
+            if role is Role.FOLLOWER:
+                return 0
+            by_replica = (
+                await self.fleet.topics_by_replica()
+                if role is Role.LEADER
+                else {"": frozenset(self.target.active_topics())}
+            )
+            topics, fresh = self._compare(by_replica)
         if not topics:
             return 0
         self.target.stats.feed_polls += 1
@@ -127,9 +142,10 @@ class MarketFeed:
             published += self._publish(OVERVIEW, await self.market.overview(), OVERVIEW in fresh)
         return published
 
-    async def _fleet_topics(self, fleet: FeedFleet) -> tuple[frozenset[str], frozenset[str]]:
+    def _compare(
+        self, by_replica: Mapping[str, frozenset[str]]
+    ) -> tuple[frozenset[str], frozenset[str]]:
         """Every topic subscribed somewhere, and those some replica did not have last round."""
-        by_replica = await fleet.topics_by_replica()
         fresh: set[str] = set()
         for replica, topics in by_replica.items():
             fresh |= topics - self._seen.get(replica, frozenset())
@@ -143,11 +159,15 @@ class MarketFeed:
         if self.fleet is None:
             if self.target.latest(topic) == data:
                 return 0
-        elif not fresh and self._sent.get(topic) == data:
+            self.target.broadcast(topic, data)
+            return 1
+        if not fresh and self._sent.get(topic) == data:
             return 0
+        self._sent[topic] = data
+        if self._role is Role.LEADER:
+            self.target.broadcast(topic, data)  # here and, through the broker, everywhere
         else:
-            self._sent[topic] = data
-        self.target.broadcast(topic, data)
+            self.target.deliver(topic, data)  # alone: not meant for the other replicas
         return 1
 
     async def _run(self) -> None:

@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket
 
 from app.upstream.client import UpstreamUnavailable
 from app.ws.connection import Connection
+from app.ws.election import Role
 from app.ws.feed import MOVERS_LIMIT, MarketFeed
 from app.ws.registry import Registry
 from app.ws.stats import WebSocketStats
@@ -133,7 +134,7 @@ class Fleet:
 
     def __init__(self, local: Registry) -> None:
         self.local = local
-        self.is_publisher = True
+        self.role = Role.LEADER
         self.others: dict[str, frozenset[str]] = {}
 
     async def topics_by_replica(self) -> Mapping[str, frozenset[str]]:
@@ -143,7 +144,7 @@ class Fleet:
 async def test_a_follower_reads_nothing_and_sends_nothing() -> None:
     registry, conn, market = setup("tickers.S01USDT", "market.movers")
     fleet = Fleet(registry)
-    fleet.is_publisher = False
+    fleet.role = Role.FOLLOWER
     feed = MarketFeed(registry, market, interval=1.0, fleet=fleet)
     assert await feed.tick() == 0
     assert market.reads == []
@@ -156,13 +157,19 @@ async def test_the_publisher_sends_topics_subscribed_on_other_replicas() -> None
     fleet = Fleet(registry)
     fleet.others = {"b": frozenset({"tickers.S02USDT", "market.overview"})}
     sent: list[str] = []
+    delivered: list[str] = []
     registry_broadcast = registry.broadcast
 
-    def broadcast(topic: str, data: Any) -> int:
+    def broadcast(topic: str, data: Any) -> int:  # what the manager relays to the fleet
         sent.append(topic)
         return registry_broadcast(topic, data)
 
+    def deliver(topic: str, data: Any) -> int:
+        delivered.append(topic)
+        return registry_broadcast(topic, data)
+
     registry.broadcast = broadcast  # type: ignore[method-assign]
+    registry.deliver = deliver  # type: ignore[method-assign]
     feed = MarketFeed(registry, market, interval=1.0, fleet=fleet)
     assert await feed.tick() == 3
     assert sorted(sent) == ["market.overview", "tickers.S01USDT", "tickers.S02USDT"]
@@ -178,9 +185,18 @@ async def test_the_publisher_sends_topics_subscribed_on_other_replicas() -> None
     assert sent == ["tickers.S02USDT"]
 
     # Losing the lease forgets what was sent: taking over again sends every snapshot once.
-    fleet.is_publisher = False
+    fleet.role = Role.FOLLOWER
     assert await feed.tick() == 0
-    fleet.is_publisher = True
+    fleet.role = Role.LEADER
     sent.clear()
     assert await feed.tick() == 3
     assert sorted(sent) == ["market.overview", "tickers.S01USDT", "tickers.S02USDT"]
+    assert received(conn) == ["tickers.S01USDT"]
+
+    # Alone (Redis unreachable): this replica's own topics, for its own sockets only.
+    fleet.role = Role.ALONE
+    sent.clear()
+    assert await feed.tick() == 1
+    assert (sent, delivered) == ([], ["tickers.S01USDT"])
+    assert received(conn) == ["tickers.S01USDT"]
+    assert await feed.tick() == 0

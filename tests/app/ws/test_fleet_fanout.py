@@ -243,7 +243,8 @@ async def test_redis_down_each_replica_feeds_its_own_then_fan_out_resumes(
     await a.post_alert("during-outage")
     await until(lambda: _has(listeners, a, "during-outage"), timeout=10)
     after = {r.name: (await r.websocket())["fleet"]["dropped"] for r in replicas}
-    assert all(after[name] > dropped[name] for name in dropped), (dropped, after)
+    # The alert could not be relayed; market snapshots of a replica alone are not meant to be.
+    assert after["a"] > dropped["a"], (dropped, after)
     print(f"dropped while Redis was down: {after}")
 
     with redis_process(port=redis_server.port, log_path=log_dir / "redis-again.log"):
