@@ -151,6 +151,12 @@ async def test_one_fleet_every_socket_once_one_poller_and_a_takeover(
         return len(await publishers(replicas)) == 1
 
     await until(one_publisher, timeout=20)
+    state = await replicas[0].websocket()
+    fleet = state["fleet"]
+    assert fleet["role"] in {"leader", "follower"}
+    assert fleet["publisher"] == (fleet["role"] == "leader") == state["feed"]["publisher"]
+    assert fleet["connected"] is True
+    assert set(fleet) >= {"replica", "reconnects", "published", "received", "dropped", "queued"}
 
     # The one publisher polls for the topics of every replica: all sockets get tickers.
     async def everyone_has_tickers() -> bool:
