@@ -2,7 +2,8 @@
 
 Built only when `REDIS_URL` is set. The client fails fast (one-second connect timeout, no
 retries inside redis-py): the broker and the election have their own bounded backoff, and a
-command that waited through redis-py's retries would hold a renewal past its lease.
+command that waited through redis-py's retries would hold a renewal past its lease. A replica
+starts whether or not Redis answers: until it does, the replica is alone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ CONNECT_TIMEOUT: Final = 1.0
 COMMAND_TIMEOUT: Final = 2.0
 #: Connections at most: the subscription, the sender, the election and the feed's topic read.
 MAX_CONNECTIONS: Final = 8
+#: Seconds a connection may stay silent before it is checked with a PING: the subscription only
+#: ever reads, and without this a peer that vanished without a FIN would never be noticed.
+HEALTH_CHECK_INTERVAL: Final = 5.0
 
 
 def fleet_redis(url: str) -> Redis:
@@ -36,6 +40,7 @@ def fleet_redis(url: str) -> Redis:
         socket_timeout=COMMAND_TIMEOUT,
         retry=Retry(NoBackoff(), 0),
         max_connections=MAX_CONNECTIONS,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
     )
 
 

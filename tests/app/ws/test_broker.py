@@ -21,7 +21,7 @@ from app.ws.election import Role
 from app.ws.fleet import Fleet, fleet_redis
 from app.ws.manager import WebSocketManager
 from app.ws.topics import ALERTS, MOVERS, TopicCatalog
-from devstack.process import ManagedProcess
+from devstack.process import ManagedProcess, free_port
 from devstack.redis import redis_process
 from tests.app.ws.live import until
 
@@ -237,5 +237,20 @@ async def test_the_publish_path_stays_bounded_while_redis_hangs(
             os.kill(pid, signal.SIGCONT)
         assert broker.running
         assert replica.fleet.election.running
+    finally:
+        await replica.close()
+
+
+async def test_a_replica_starts_alone_when_redis_is_not_there() -> None:
+    replica = await Replica(free_port()).start()  # nothing listens there
+    try:
+        assert replica.fleet.election.role is Role.ALONE
+        assert replica.manager.stats.feed_publisher
+        conn = replica.subscriber(ALERTS)
+        assert replica.manager.broadcast(ALERTS, {"id": "local"}) == 1
+        assert [f["data"]["id"] for f in frames(conn)] == ["local"]
+        await until(lambda: _dropped(replica, 1))
+        assert not replica.manager.stats.broker_connected
+        assert replica.fleet.broker.running
     finally:
         await replica.close()
