@@ -136,6 +136,12 @@ async def listeners(replicas: list[Replica]) -> AsyncIterator[list[Listener]]:
         yield [await Listener(r).run(stack) for r in replicas for _ in range(2)]
 
 
+async def _polls_and_upstream_calls(replica: Replica) -> tuple[int, float]:
+    """Feed rounds that read the market, and upstream calls made, by this replica so far."""
+    polls: int = (await replica.websocket())["feed"]["polls"]
+    return polls, await replica.metric("upstream_requests_total")
+
+
 async def publishers(replicas: list[Replica]) -> list[Replica]:
     found = []
     for replica in replicas:
@@ -163,12 +169,14 @@ async def test_one_fleet_every_socket_once_one_poller_and_a_takeover(
         return all(listener.tickers() for listener in listeners)
 
     await until(everyone_has_tickers, timeout=20)
-    before = {r.name: (await r.websocket())["feed"]["polls"] for r in replicas}
+    before = {r.name: await _polls_and_upstream_calls(r) for r in replicas}
     await asyncio.sleep(2.0)
-    after = {r.name: (await r.websocket())["feed"]["polls"] for r in replicas}
+    after = {r.name: await _polls_and_upstream_calls(r) for r in replicas}
     [publisher] = await publishers(replicas)
-    polled = {name for name in before if after[name] > before[name]}
-    assert polled == {publisher.name}, (before, after)
+    polled = {name for name in before if after[name][0] > before[name][0]}
+    called = {name for name in before if after[name][1] > before[name][1]}
+    assert polled == called == {publisher.name}, (before, after)
+    print(f"\nfeed rounds polled / upstream calls in 2 s: {after} (before: {before})")
     assert [await r.metric("websocket_feed_publisher") for r in replicas] == [
         float(r is publisher) for r in replicas
     ]
