@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     )
     fleet_lease_ttl: float = Field(
         3.0,
-        gt=0,
+        ge=0.5,
         le=60,
         description="Seconds the market-feed publisher's lease in Redis lasts; renewed every "
         "third of it, so a publisher that dies is replaced within about 1.3 times this.",
