@@ -95,7 +95,8 @@ class WebSocketManager:
         Serialized once; each subscriber's queue drops its oldest update when full. Returns the
         number of local subscribers reached (0 for a topic nobody subscribed to, at the cost of
         a dict lookup). With a relay (several replicas), the update is also handed to it for the
-        other replicas' subscribers. Raises TypeError if `data` is not JSON-serializable.
+        other replicas' subscribers (serialized once more, as the Redis message). Raises
+        TypeError if `data` is not JSON-serializable.
         """
         reached = self.registry.broadcast(topic, data)
         if self._relay is not None:
@@ -103,7 +104,8 @@ class WebSocketManager:
         return reached
 
     def deliver(self, topic: str, data: Any) -> int:
-        """Send an update another replica broadcast to this replica's subscribers only."""
+        """`broadcast` to this replica's subscribers only: an update another replica broadcast,
+        or a snapshot from a feed publishing for this replica alone (Redis unreachable)."""
         return self.registry.broadcast(topic, data)
 
     def relay_to(self, relay: Callable[[str, Any], None] | None) -> None:
