@@ -35,7 +35,7 @@ async def _no_tickers() -> dict[str, Any]:
 class Replica:
     """A manager in its own fleet membership, with subscribers read straight from their queues."""
 
-    def __init__(self, port: int, *, lease_ttl: float = 1.5) -> None:
+    def __init__(self, port: int, *, lease_ttl: float = 3.0) -> None:
         self.manager = WebSocketManager(WebSocketConfig(), TopicCatalog(_no_tickers))
         self.redis = fleet_redis(f"redis://127.0.0.1:{port}/0")
         self.fleet = Fleet(self.redis, self.manager, prefix="test", lease_ttl=lease_ttl)
@@ -116,7 +116,7 @@ async def test_a_broadcast_from_any_replica_reaches_every_subscriber_once(fleet_
 async def test_exactly_one_replica_is_elected_and_a_dead_one_is_replaced(
     fleet_of: Any,
 ) -> None:
-    replicas: list[Replica] = await fleet_of(3, lease_ttl=1.5)
+    replicas: list[Replica] = await fleet_of(3)
     await until(lambda: _one_leader(replicas))
     leader = next(r for r in replicas if r.fleet.election.role is Role.LEADER)
     assert sum(r.manager.stats.feed_publisher for r in replicas) == 1

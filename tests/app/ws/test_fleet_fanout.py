@@ -41,7 +41,7 @@ class Replica:
         script = Path(sys.executable).with_name("market-api")
         env = {
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "FLEET_LEASE_TTL": "1.5",
+            "FLEET_LEASE_TTL": "3",
             "WS_FEED_INTERVAL": "0.25",
             "MARKET_TTL": "1",
             "UPSTREAM_LATENCY_MS": "1",
@@ -214,7 +214,7 @@ async def test_one_fleet_every_socket_once_one_poller_and_a_takeover(
 
     await until(taken_over, timeout=20, interval=0.05)
     takeover = time.monotonic() - killed
-    print(f"\nfeed takeover after SIGKILL of the publisher: {takeover:.2f} s (lease TTL 1.5 s)")
+    print(f"\nfeed takeover after SIGKILL of the publisher: {takeover:.2f} s (lease TTL 3 s)")
     assert len(await publishers(survivors)) == 1
     counts = [listener.tickers() for listener in listeners if listener.replica in survivors]
 
