@@ -149,6 +149,7 @@ class RedisBroker:
             await pubsub.subscribe(self.channel)
             if self._ever_connected:
                 self.stats.broker_reconnects += 1
+                log.info("fleet broadcasts: subscribed to %s again", self.channel)
             self._ever_connected = True
             self.stats.broker_connected = True
             self._listen_backoff.reset()
