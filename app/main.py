@@ -29,6 +29,7 @@ from app.settings import Settings
 from app.upstream.client import ExchangeClient
 from app.upstream.factory import build_exchange_client
 from app.upstream.health import HealthTrackedExchange, UpstreamHealth
+from app.ws.fleet import fleet_redis
 from app.ws.lifecycle import start_realtime
 from telemetry.http import TelemetryMiddleware
 from telemetry.runtime import Telemetry
@@ -121,9 +122,13 @@ def create_app(
                 faults.bind_cache(cache)
 
             market_service = MarketService(exchange, cache)
+            # Several replicas share broadcasts and one market feed through Redis; none without.
+            redis = fleet_redis(settings.redis_url) if settings.redis_url else None
+            if redis is not None:
+                stack.push_async_callback(redis.aclose)
             # After the cache and upstream: its teardown (sockets closed with 1001) runs first.
             ws = await start_realtime(
-                stack, settings, market_service, hooks.websocket_instrumentation()
+                stack, settings, market_service, hooks.websocket_instrumentation(), redis=redis
             )
             hooks.observe_websockets(ws.stats)
             services = Services(

@@ -136,6 +136,19 @@ class Settings(BaseSettings):
         description="Redis that carries broadcasts between replicas and elects the one replica "
         "that polls the market feed; empty (one replica) needs no Redis.",
     )
+    fleet_lease_ttl: float = Field(
+        3.0,
+        ge=0.5,
+        le=60,
+        description="Seconds the market-feed publisher's lease in Redis lasts; renewed every "
+        "third of it, so a publisher that dies is replaced within about 1.3 times this.",
+    )
+    fleet_key_prefix: str = Field(
+        "market-api",
+        pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="Prefix of the fleet's Redis keys and broadcast channel: fleets sharing one "
+        "Redis need different ones (pub/sub channels ignore the database number).",
+    )
 
     # --- Upstream exchange -------------------------------------------------------------------
     upstream_url: str = Field(

@@ -79,6 +79,12 @@ def register_websocket_observers(meter: Meter, stats: WebSocketStats) -> None:
         for code, count in list(stats.closed.items()):
             yield Observation(count, {"websocket.close_code": code})
 
+    def publisher(_: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(int(stats.feed_publisher))
+
+    def broker_connected(_: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(int(stats.broker_connected))
+
     def by_family(counter: Counter[str]) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
             for family, count in list(counter.items()):
@@ -108,4 +114,29 @@ def register_websocket_observers(meter: Meter, stats: WebSocketStats) -> None:
             [by_family(counter)],
             unit="{message}",
             description=f"{what}, by topic family.",
+        )
+    meter.create_observable_gauge(
+        "websocket.feed.publisher",
+        [publisher],
+        unit="1",
+        description="1 while this replica's market feed polls upstream and publishes (for the "
+        "fleet, or alone when Redis is unreachable or not configured), 0 while another does.",
+    )
+    meter.create_observable_gauge(
+        "websocket.broker.connected",
+        [broker_connected],
+        unit="1",
+        description="1 while this replica is subscribed to the fleet's broadcast channel in "
+        "Redis; 0 without Redis.",
+    )
+    for name, counter, what in (
+        ("websocket.broker.messages.published", stats.broker_published, "Broadcasts relayed"),
+        ("websocket.broker.messages.received", stats.broker_received, "Broadcasts received"),
+        ("websocket.broker.messages.dropped", stats.broker_dropped, "Broadcasts not relayed"),
+    ):
+        meter.create_observable_counter(
+            name,
+            [by_family(counter)],
+            unit="{message}",
+            description=f"{what} between replicas through Redis, by topic family.",
         )

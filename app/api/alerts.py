@@ -2,7 +2,9 @@
 
 `POST /api/alerts/webhook` is the receiver every route of `alerts/alertmanager.yml` posts to;
 `GET /api/alerts/recent` lists what arrived, newest first. Each accepted notification is also
-pushed to the `alerts` WebSocket topic (wired in the lifespan), so dashboards see alerts live.
+pushed to the `alerts` WebSocket topic (wired in the lifespan), so dashboards see alerts live:
+with `REDIS_URL` set, the dashboards connected to every replica, whichever one Alertmanager
+posted to (the history itself stays on that replica).
 
 Only `application/json` is accepted: a web page can make a browser post `text/plain`, a form or
 no content type to any address without asking (a CORS "simple request"), so without a token any

@@ -75,6 +75,9 @@ class WebSocketManager:
         self._shutdown: asyncio.Task[None] | None = None
         self._drained = asyncio.Event()
         self._warn = RateLimitedLogger(log)
+        self._relay: Callable[[str, Any], None] | None = None
+        #: With several replicas: their state for the performance summary (`Fleet.status`).
+        self.fleet_status: Callable[[], dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -90,10 +93,32 @@ class WebSocketManager:
         """Send `{"topic": topic, "data": data}` to every subscriber of `topic`; never waits.
 
         Serialized once; each subscriber's queue drops its oldest update when full. Returns the
-        number of subscribers reached (0 for a topic nobody subscribed to, at the cost of a dict
-        lookup). Raises TypeError if `data` is not JSON-serializable.
+        number of local subscribers reached (0 for a topic nobody subscribed to, at the cost of
+        a dict lookup). With a relay (several replicas), the update is also handed to it for the
+        other replicas' subscribers (serialized once more, as the Redis message). Raises
+        TypeError if `data` is not JSON-serializable.
         """
+        reached = self.registry.broadcast(topic, data)
+        if self._relay is not None:
+            self._relay(topic, data)
+        return reached
+
+    def deliver(self, topic: str, data: Any) -> int:
+        """`broadcast` to this replica's subscribers only: an update another replica broadcast,
+        or a snapshot from a feed publishing for this replica alone (Redis unreachable)."""
         return self.registry.broadcast(topic, data)
+
+    def relay_to(self, relay: Callable[[str, Any], None] | None) -> None:
+        """Hand every later `broadcast` to `relay` too (`RedisBroker.publish`); None stops it.
+        The relay must not deliver back to this replica: `broadcast` already did."""
+        self._relay = relay
+
+    def active_topics(self) -> tuple[str, ...]:
+        """Topics with at least one local subscriber."""
+        return self.registry.active_topics()
+
+    def latest(self, topic: str) -> Any:
+        return self.registry.latest(topic)
 
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="ws-sweeper")

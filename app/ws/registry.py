@@ -133,6 +133,10 @@ class Registry:
                 self._dropped(conn, dropped)
         return len(subscribers)
 
+    def deliver(self, topic: str, data: Any) -> int:
+        """`broadcast`: a registry only ever reaches this replica's sockets."""
+        return self.broadcast(topic, data)
+
     def _enqueue(self, conn: Connection, item: Outgoing) -> None:
         dropped = conn.outbox.put_nowait(item)
         if dropped is not None:

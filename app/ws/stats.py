@@ -49,14 +49,30 @@ class WebSocketStats:
     - `slow_consumer_closes`: clients closed with 1013 because their queue stayed full.
     - `feed_ticks` / `feed_errors`: market-feed rounds run, and rounds that failed (upstream
       down, ...) and were retried on the next tick.
+    - `feed_polls`: rounds in which this replica read the market (it was the publisher and some
+      replica had subscribers); with several replicas only one of them counts up.
+    - `feed_publisher`: whether this replica's feed publishes, for the whole fleet or (Redis
+      unreachable, or no Redis at all) for its own sockets [`websocket.feed.publisher`].
+    - `broker_connected`: whether this replica is subscribed to the fleet's broadcast channel.
+    - `broker_published` / `broker_received` / `broker_dropped`: broadcasts sent to the other
+      replicas, received from them, and not sent (Redis slow or down, or the bounded publish
+      queue full), by topic family [`websocket.broker.messages.published/received/dropped`].
+    - `broker_reconnects`: times the broadcast subscription was established again after a loss.
     """
 
     __slots__ = (
         "active_connections",
+        "broker_connected",
+        "broker_dropped",
+        "broker_published",
+        "broker_received",
+        "broker_reconnects",
         "closed",
         "connections_accepted",
         "connections_rejected",
         "feed_errors",
+        "feed_polls",
+        "feed_publisher",
         "feed_ticks",
         "invalid_messages",
         "messages_dropped",
@@ -77,6 +93,13 @@ class WebSocketStats:
         self.slow_consumer_closes = 0
         self.feed_ticks = 0
         self.feed_errors = 0
+        self.feed_polls = 0
+        self.feed_publisher = True
+        self.broker_connected = False
+        self.broker_published: Counter[str] = Counter()
+        self.broker_received: Counter[str] = Counter()
+        self.broker_dropped: Counter[str] = Counter()
+        self.broker_reconnects = 0
 
     def record_close(self, code: int) -> None:
         self.closed[bounded_close_code(code)] += 1

@@ -40,5 +40,11 @@ def websocket_summary(manager: WebSocketManager | None) -> dict[str, Any]:
         "slow_consumer_closes": stats.slow_consumer_closes,
         "queued": sum(len(c.outbox) for c in connections),
         "tasks": manager.tasks,
-        "feed": {"ticks": stats.feed_ticks, "errors": stats.feed_errors},
+        "feed": {
+            "ticks": stats.feed_ticks,
+            "errors": stats.feed_errors,
+            "polls": stats.feed_polls,
+            "publisher": stats.feed_publisher,
+        },
+        "fleet": {"enabled": False} if manager.fleet_status is None else manager.fleet_status(),
     }

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devstack.process import ManagedProcess
+from devstack.redis import redis_process
 from tests.app.ws.live import LiveServer
 from tests.conftest import make_settings
 
@@ -40,3 +43,10 @@ def live_server() -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.__exit__()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A fresh redis-server on a free port; a test may kill it and start another on its port."""
+    with redis_process(log_path=tmp_path / "redis.log") as proc:
+        yield proc

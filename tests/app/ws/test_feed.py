@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket
 
 from app.upstream.client import UpstreamUnavailable
 from app.ws.connection import Connection
+from app.ws.election import Role
 from app.ws.feed import MOVERS_LIMIT, MarketFeed
 from app.ws.registry import Registry
 from app.ws.stats import WebSocketStats
@@ -126,3 +127,76 @@ async def test_interval_must_be_positive() -> None:
     registry, _, market = setup()
     with pytest.raises(ValueError, match="interval"):
         MarketFeed(registry, market, interval=0)
+
+
+class Fleet:
+    """What `app.ws.election.FeedElection` tells the feed, set by the test."""
+
+    def __init__(self, local: Registry) -> None:
+        self.local = local
+        self.role = Role.LEADER
+        self.others: dict[str, frozenset[str]] = {}
+
+    async def topics_by_replica(self) -> Mapping[str, frozenset[str]]:
+        return {"self": frozenset(self.local.active_topics()), **self.others}
+
+
+async def test_a_follower_reads_nothing_and_sends_nothing() -> None:
+    registry, conn, market = setup("tickers.S01USDT", "market.movers")
+    fleet = Fleet(registry)
+    fleet.role = Role.FOLLOWER
+    feed = MarketFeed(registry, market, interval=1.0, fleet=fleet)
+    assert await feed.tick() == 0
+    assert market.reads == []
+    assert received(conn) == []
+    assert registry.stats.feed_polls == 0
+
+
+async def test_the_publisher_sends_topics_subscribed_on_other_replicas() -> None:
+    registry, conn, market = setup("tickers.S01USDT")
+    fleet = Fleet(registry)
+    fleet.others = {"b": frozenset({"tickers.S02USDT", "market.overview"})}
+    sent: list[str] = []
+    delivered: list[str] = []
+    registry_broadcast = registry.broadcast
+
+    def broadcast(topic: str, data: Any) -> int:  # what the manager relays to the fleet
+        sent.append(topic)
+        return registry_broadcast(topic, data)
+
+    def deliver(topic: str, data: Any) -> int:
+        delivered.append(topic)
+        return registry_broadcast(topic, data)
+
+    registry.broadcast = broadcast  # type: ignore[method-assign]
+    registry.deliver = deliver  # type: ignore[method-assign]
+    feed = MarketFeed(registry, market, interval=1.0, fleet=fleet)
+    assert await feed.tick() == 3
+    assert sorted(sent) == ["market.overview", "tickers.S01USDT", "tickers.S02USDT"]
+    assert received(conn) == ["tickers.S01USDT"]  # the others go to replica b only
+    assert market.reads == ["tickers", "overview"]  # one read per round for the whole fleet
+    assert registry.stats.feed_polls == 1
+
+    sent.clear()
+    assert await feed.tick() == 0  # unchanged: skipped, whoever subscribes to it
+    # A replica that starts watching a topic gets its snapshot at once, changed or not.
+    fleet.others["c"] = frozenset({"tickers.S02USDT"})
+    assert await feed.tick() == 1
+    assert sent == ["tickers.S02USDT"]
+
+    # Losing the lease forgets what was sent: taking over again sends every snapshot once.
+    fleet.role = Role.FOLLOWER
+    assert await feed.tick() == 0
+    fleet.role = Role.LEADER
+    sent.clear()
+    assert await feed.tick() == 3
+    assert sorted(sent) == ["market.overview", "tickers.S01USDT", "tickers.S02USDT"]
+    assert received(conn) == ["tickers.S01USDT"]
+
+    # Alone (Redis unreachable): this replica's own topics, for its own sockets only.
+    fleet.role = Role.ALONE
+    sent.clear()
+    assert await feed.tick() == 1
+    assert (sent, delivered) == ([], ["tickers.S01USDT"])
+    assert received(conn) == ["tickers.S01USDT"]
+    assert await feed.tick() == 0

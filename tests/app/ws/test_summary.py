@@ -41,6 +41,9 @@ async def test_summary_reports_connections_subscriptions_and_messages(
     assert ws["invalid_messages"] == {"not_an_object": 1}
     assert ws["tasks"] == 2  # one writer per socket
     assert ws["accepting"] is True
+    # One replica (no REDIS_URL): its own feed publishes, no broker.
+    assert ws["fleet"] == {"enabled": False}
+    assert ws["feed"]["publisher"] is True
 
     async def closed() -> bool:
         return server.manager.stats.active_connections == 0
