@@ -46,10 +46,12 @@ def test_the_compose_copy_is_the_committed_config_with_the_service_url() -> None
     )
 
 
-def test_the_webhook_is_the_app_service_on_its_port() -> None:
+def test_the_webhook_goes_through_the_load_balancer() -> None:
+    """Through nginx, so a notification is taken while any replica answers (and relayed over
+    Redis to every replica's sockets), not lost with the one replica DNS happened to name."""
     host, port = stack.host_port(COMPOSE_WEBHOOK_URL)
-    assert host == "app"
-    assert port in stack.listening_ports()["app"]
+    assert host == "nginx"
+    assert port in stack.listening_ports()["nginx"]
     assert COMPOSE_WEBHOOK_URL.endswith("/api/alerts/webhook")
 
 
