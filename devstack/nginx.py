@@ -33,7 +33,7 @@ import os
 import pwd
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -257,3 +257,36 @@ def nginx_process(prefix: Path, config: Path, port: int) -> HttpReadyProcess:
         ready_path=HEALTH_PATH,
         log_path=prefix / "logs" / "stderr.log",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """One line of the `upstreams` access log: when the request ended, its status, and every
+    replica nginx tried for it, in order (a retried request names two)."""
+
+    time: float
+    status: int
+    request: str
+    upstreams: tuple[str, ...] = field(default=())
+
+
+def read_access_log(path: Path) -> list[AccessRecord]:
+    """The access log written by a configuration from `render_nginx_config`."""
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        stamp, _, rest = line.partition(" ")
+        _, _, rest = rest.partition(' "')
+        request, _, rest = rest.partition('" ')
+        status, _, rest = rest.partition(" ")
+        records.append(AccessRecord(float(stamp), int(status), request, _upstreams(rest)))
+    return records
+
+
+def _upstreams(rest: str) -> tuple[str, ...]:
+    start = rest.find("upstream=")
+    end = rest.find(" upstream_status=")
+    if start < 0 or end < 0:
+        return ()
+    listed = rest[start + len("upstream=") : end]
+    # $upstream_addr separates the tries of one request with ", ".
+    return tuple(item.strip() for item in listed.split(",") if item.strip() not in ("", "-"))

@@ -357,9 +357,13 @@ class Stack:
         return self.nginx.start()
 
     def kill_nginx(self) -> None:
-        if self.nginx is None or not self.nginx.running:
+        """SIGKILL nginx's master and workers at once, as a crash of its host would: a master
+        killed alone leaves its workers serving."""
+        proc = self.nginx.proc if self.nginx is not None else None
+        if proc is None or proc.poll() is not None:
             raise RuntimeError("nginx is not running")
-        self.nginx.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group is nginx alone
+        proc.wait(5)
 
     # ------------------------------------------------------------------ internals
     def _start_fleet_backends(self) -> None:
