@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from devstack.nginx import FAIL_TIMEOUT_SECONDS, UPSTREAM_KEEPALIVE_CONNECTIONS, read_access_log
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack, StackConfig, describe
 from tests.app.ws.live import client, subscribe, until, wait_closed
 
 pytestmark = [
@@ -97,6 +98,33 @@ def test_fleet_wires_nginx_replicas_and_backends(fleet: Stack) -> None:
     instances = sorted(t["labels"]["instance"] for t in targets)
     assert instances == sorted(replica_address(fleet, i) for i in range(REPLICAS))
     assert {t["labels"]["job"] for t in targets} == {"market-api"}
+
+    printed = io.StringIO()
+    describe(fleet, printed)
+    text = printed.getvalue()
+    assert f"service       {fleet.app_url}  (nginx" in text
+    for url in [*fleet.replica_urls, fleet.prometheus_url, fleet.alertmanager_url]:
+        assert url in text
+    assert ", ".join(fleet.memcached_addresses) in text
+    assert str(fleet.redis_url) in text
+
+
+def test_fleet_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        StackConfig(replicas=0)
+    with pytest.raises(ValueError, match="one port per replica"):
+        StackConfig(replicas=3, replica_ports=(1, 2))
+    config = StackConfig.on_free_ports(replicas=2)
+    ports = [
+        config.app_port,
+        *config.replica_ports,
+        config.memcached_port,
+        config.second_memcached_port,
+        config.redis_port,
+        config.exchange_port,
+    ]
+    assert len(set(ports)) == len(ports) == 7
+    assert not StackConfig().fleet
 
 
 # ---------------------------------------------------------------------- load while things die
