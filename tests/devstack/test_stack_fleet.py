@@ -226,9 +226,16 @@ async def test_a_killed_replica_costs_get_clients_nothing(fleet: Stack) -> None:
     noticed = max((t for t in tried_dead if t < FAIL_TIMEOUT_SECONDS), default=0.0)
     errors = len(outcomes.failed)
     after = len(outcomes.ok) - before_kill
+    noticed_at = killed_at + noticed
+    phases = (
+        outcomes.failed_between(0, killed_at),
+        outcomes.failed_between(killed_at, noticed_at),
+        outcomes.failed_between(noticed_at, float("inf")),
+    )
     print(
-        f"\nreplica SIGKILL under load: {before_kill} answers before, {after} after, "
-        f"{errors} client errors {sorted({e for _, e in outcomes.failed})}; "
+        f"\nreplica SIGKILL under load: {before_kill} answers before, {after} after; "
+        f"client errors before the kill / until nginx noticed / after: {phases} "
+        f"{sorted({e for _, e in outcomes.failed})}; "
         f"nginx tried the dead replica {len(tried_dead)} times, last of the first burst "
         f"{noticed * 1000:.1f} ms after the kill; {len(dropped)} WebSockets dropped and "
         f"reconnected to live replicas {on_live}"
