@@ -52,12 +52,17 @@ FAIL_TIMEOUT_SECONDS: Final = 5
 NEXT_UPSTREAM_TRIES: Final = 2
 """At most one retry per request: a retry storm can at worst double the load, never multiply it
 by the number of replicas."""
-NEXT_UPSTREAM_TIMEOUT_SECONDS: Final = 10
+NEXT_UPSTREAM_TIMEOUT_SECONDS: Final = 15
+"""Longer than HTTP_READ_TIMEOUT_SECONDS, so that a request that timed out on a hung replica
+still gets its one retry elsewhere (a client waits at most about read timeout x 2)."""
 CONNECT_TIMEOUT_SECONDS: Final = 1
 """A loopback or LAN connect takes microseconds; a replica that accepts nothing in a second is
 treated as down rather than making the client wait."""
-HTTP_READ_TIMEOUT_SECONDS: Final = 15
-"""Longest an HTTP answer may take; the app's own slowest path is bounded by UPSTREAM_TIMEOUT."""
+HTTP_READ_TIMEOUT_SECONDS: Final = 10
+"""Longest a replica may stay silent on an HTTP request before nginx gives up on it (and counts a
+failure): the app's own slowest path is bounded by UPSTREAM_TIMEOUT (2 s) plus the cache's
+deadlines. A hung replica (alive, accepting, never answering) costs each request sent to it this
+long, including the one probe per FAIL_TIMEOUT_SECONDS: passive checks cannot do better."""
 UPSTREAM_KEEPALIVE_CONNECTIONS: Final = 32
 UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS: Final = 4
 """Below uvicorn's keep-alive timeout (5 s): nginx drops an idle connection before the replica

@@ -146,7 +146,7 @@ class Stack:
         self._replica_ports = self.config.replica_ports
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._root: Path | None = None
-        self._paused = False
+        self._paused: set[int] = set()
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -255,7 +255,8 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        self.resume_app()  # a stopped (SIGSTOP) process would never see SIGTERM
+        for index in list(self._paused):  # a stopped (SIGSTOP) process would never see SIGTERM
+            self.resume_replica(index)
         for process in self.processes()[::-1]:
             with contextlib.suppress(Exception):
                 process.stop()
@@ -296,19 +297,28 @@ class Stack:
             self.app.stop()
 
     def pause_app(self) -> None:
-        """SIGSTOP the app: it keeps its port and sockets but answers nothing, as a hung
+        """SIGSTOP the app (the first replica of a fleet); see `pause_replica`."""
+        self.pause_replica(0)
+
+    def resume_app(self) -> None:
+        self.resume_replica(0)
+
+    def pause_replica(self, index: int) -> None:
+        """SIGSTOP replica `index`: it keeps its port and sockets but answers nothing, as a hung
         process does. Connections made meanwhile wait in its listen backlog."""
-        proc = self.app.proc if self.app is not None else None
+        replica = self.replicas[index]
+        proc = replica.proc if replica is not None else None
         if proc is None or proc.poll() is not None:
             raise RuntimeError("the app is not running")
         os.kill(proc.pid, signal.SIGSTOP)
-        self._paused = True
+        self._paused.add(index)
 
-    def resume_app(self) -> None:
-        proc = self.app.proc if self.app is not None else None
-        if self._paused and proc is not None and proc.poll() is None:
+    def resume_replica(self, index: int) -> None:
+        replica = self.replicas[index]
+        proc = replica.proc if replica is not None else None
+        if index in self._paused and proc is not None and proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
-        self._paused = False
+        self._paused.discard(index)
 
     # ------------------------------------------------------------------ replicas and nginx
     def start_replica(self, index: int) -> HttpReadyProcess:
@@ -328,8 +338,7 @@ class Stack:
             env=self._replica_env(port),
         )
         self.replicas[index] = replica
-        if index == 0:
-            self._paused = False
+        self._paused.discard(index)
         return replica.start(ready_timeout=30.0)
 
     def kill_replica(self, index: int) -> None:
@@ -337,8 +346,7 @@ class Stack:
         replica = self.replicas[index]
         if replica is None or not replica.running:
             raise RuntimeError(f"replica {index + 1} is not running")
-        if index == 0:
-            self.resume_app()
+        self.resume_replica(index)
         replica.kill()
 
     def start_nginx(self) -> HttpReadyProcess:

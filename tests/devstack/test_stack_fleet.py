@@ -20,7 +20,12 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from devstack.nginx import FAIL_TIMEOUT_SECONDS, UPSTREAM_KEEPALIVE_CONNECTIONS, read_access_log
+from devstack.nginx import (
+    FAIL_TIMEOUT_SECONDS,
+    HTTP_READ_TIMEOUT_SECONDS,
+    UPSTREAM_KEEPALIVE_CONNECTIONS,
+    read_access_log,
+)
 from devstack.stack import Stack, StackConfig, describe
 from tests.app.ws.live import client, subscribe, until, wait_closed
 
@@ -134,6 +139,8 @@ class Outcomes:
 
     ok: list[float] = field(default_factory=list)
     failed: list[tuple[float, str]] = field(default_factory=list)
+    slow: list[float] = field(default_factory=list)
+    """Durations of the answers that took over a second."""
 
     def failed_between(self, start: float, end: float) -> int:
         return sum(1 for at, _ in self.failed if start <= at < end)
@@ -145,8 +152,9 @@ async def steady_load(url: str, outcomes: Outcomes, stop: asyncio.Event, workers
 
         async def worker() -> None:
             while not stop.is_set():
+                started = time.monotonic()
                 try:
-                    answer = await http.get(ROUTE)
+                    answer = await http.get(ROUTE, timeout=30)
                 except httpx.HTTPError as exc:
                     outcomes.failed.append((time.time(), type(exc).__name__))
                     await asyncio.sleep(0.01)
@@ -155,6 +163,8 @@ async def steady_load(url: str, outcomes: Outcomes, stop: asyncio.Event, workers
                     outcomes.failed.append((time.time(), str(answer.status_code)))
                 else:
                     outcomes.ok.append(time.time())
+                    if (took := time.monotonic() - started) > 1:
+                        outcomes.slow.append(took)
                 await asyncio.sleep(0.005)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
@@ -249,6 +259,41 @@ async def test_a_killed_replica_costs_get_clients_nothing(fleet: Stack) -> None:
     to_live = [established_to(int(url.rsplit(":", 1)[1])) for url in live]
     print(f"TCP connections to the live replicas after the load: {to_live} (ss)")
     assert all(n <= UPSTREAM_KEEPALIVE_CONNECTIONS + len(sockets) for n in to_live), to_live
+
+
+async def test_a_hung_replica_costs_a_read_timeout_then_is_skipped(fleet: Stack) -> None:
+    victim = 2
+    hung = replica_address(fleet, victim)
+    outcomes, stop = Outcomes(), asyncio.Event()
+    load = asyncio.create_task(steady_load(fleet.app_url, outcomes, stop, workers=8))
+    try:
+        await asyncio.sleep(1.0)
+        fleet.pause_replica(victim)
+        paused_at = time.time()
+        await asyncio.sleep(HTTP_READ_TIMEOUT_SECONDS + 3)
+        fleet.resume_replica(victim)
+        resumed_at = time.time()
+        await asyncio.sleep(FAIL_TIMEOUT_SECONDS + 2)
+    finally:
+        fleet.resume_replica(victim)
+        stop.set()
+        await load
+    log = read_access_log(fleet.workdir / "nginx" / "logs" / "access.log")
+    retried = [r for r in log if paused_at <= r.time < resumed_at and r.upstreams[:1] == (hung,)]
+    back = [r for r in log if r.time >= resumed_at and r.upstreams[-1:] == (hung,)]
+    print(
+        f"\nreplica SIGSTOP under load: {len(outcomes.ok)} answers, {len(outcomes.failed)} "
+        f"errors; {len(retried)} requests sent to it while hung, each retried elsewhere; "
+        f"{len(outcomes.slow)} answers over 1 s, "
+        f"the slowest {max(outcomes.slow, default=0):.1f} s; "
+        f"{len(back)} answered by it after SIGCONT"
+    )
+    assert outcomes.failed == []
+    assert retried, "nginx sent requests to the hung replica"
+    assert all(r.status == 200 for r in retried), retried
+    assert len(outcomes.slow) <= 8 * 3, "only requests caught by the hang or a probe wait"
+    assert max(outcomes.slow, default=0) < HTTP_READ_TIMEOUT_SECONDS + 5
+    assert back, "the replica rejoins after fail_timeout"
 
 
 async def test_nginx_killed_and_restarted_answers_again(fleet: Stack) -> None:
