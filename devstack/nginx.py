@@ -17,6 +17,10 @@ nothing from /etc/nginx. The choices, and why:
   retried only when it never reached the replica (connect refused), never after it was sent.
   HTTP statuses are never retried: the app's 502/503 come from the shared exchange, every replica
   would answer the same, and retries would multiply the load on the exchange.
+  A hung replica (alive, accepting, silent) is the expensive case: every request sent to it
+  waits HTTP_READ_TIMEOUT_SECONDS before its retry, until MAX_FAILS of them have timed out, and
+  one request per FAIL_TIMEOUT_SECONDS waits as long again while it stays hung. Active health
+  checks (nginx Plus, or a proxy that probes) would take it out sooner.
 - Keep-alive to the replicas, closed by nginx before uvicorn's own 5 s keep-alive timeout, so
   nginx never sends a request on a connection the replica is closing at that moment.
 - `X-Forwarded-For` is the connecting client's address, replacing whatever the client sent: nginx
