@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages of the real servers the tests start: binary:package
 SERVERS := memcached:memcached prometheus:prometheus promtool:prometheus \
            prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
-           docker-compose:docker-compose redis-server:redis-server nginx:nginx
+           docker-compose:docker-compose redis-server:redis-server nginx:nginx ss:iproute2
 # Debian packages only the benchmarks use (never `make test`): binary:package
 BENCH_TOOLS := wrk:wrk taskset:util-linux
 PYTEST_ARGS ?=

@@ -116,6 +116,12 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         # Compression would deflate every broadcast once per subscriber (the frame is serialized
         # once for all of them) and keep a compressor of tens of kilobytes per socket.
         ws_per_message_deflate=False,
+        # X-Forwarded-For/-Proto rewrite the request's client and scheme only when the
+        # connection comes from a configured proxy. uvicorn's own default trusts 127.0.0.1,
+        # where any local client could claim any address; empty FORWARDED_ALLOW_IPS turns the
+        # headers off (and their middleware with them).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),
     )
 
 

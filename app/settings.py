@@ -6,6 +6,7 @@ explicit values instead of patching the environment.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
         description="Open connections (WebSockets included) or requests in flight beyond which "
         "uvicorn answers 503 (its limit_concurrency); must exceed WS_MAX_CONNECTIONS and stay "
         "below the process's file-descriptor limit.",
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks (or *) of the reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; empty believes nobody, so a client "
+        "that connects directly cannot choose the address and scheme the service records.",
     )
 
     # --- Cache -------------------------------------------------------------------------------
@@ -258,6 +265,23 @@ class Settings(BaseSettings):
         description="Serve GET/PUT/DELETE /api/admin/faults, which slow or break the upstream, "
         "force cache misses and hold memory on purpose; off, those paths answer 404.",
     )
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            if proxy == "*":
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address, a network or *") from None
+        return value
 
     @field_validator("memcached_servers", mode="before")
     @classmethod

@@ -57,7 +57,7 @@ def _duration(value: str) -> str:
 
 def render_prometheus_config(
     *,
-    app_target: str,
+    app_target: str | Sequence[str],
     alertmanager: str,
     rule_files: Sequence[Path] | None = None,
     scrape_interval: str | None = None,
@@ -65,11 +65,15 @@ def render_prometheus_config(
     source: Path = PROMETHEUS_CONFIG,
 ) -> str:
     """The committed configuration with the app at `app_target` and Alertmanager at
-    `alertmanager` (both host:port). `rule_files` replaces the committed rule glob (default: the
+    `alertmanager` (both host:port; several app targets for several replicas, each its own
+    `instance`). `rule_files` replaces the committed rule glob (default: the
     same glob, made absolute so the copy can live anywhere); the intervals replace the global
     15s ones."""
     text = source.read_text()
-    text = _replace_once(text, APP_TARGET_PLACEHOLDER, _address(app_target))
+    targets = [app_target] if isinstance(app_target, str) else list(app_target)
+    if not targets:
+        raise ValueError("at least one app target is needed")
+    text = _replace_once(text, APP_TARGET_PLACEHOLDER, ", ".join(map(_address, targets)))
     text = _replace_once(text, ALERTMANAGER_PLACEHOLDER, _address(alertmanager))
     files = rule_files if rule_files is not None else [source.parent / "rules" / "*.rules.yml"]
     if not files:
@@ -88,7 +92,7 @@ def render_prometheus_config(
 def write_prometheus_config(
     dest: Path,
     *,
-    app_target: str,
+    app_target: str | Sequence[str],
     alertmanager: str,
     rule_files: Sequence[Path] | None = None,
     scrape_interval: str | None = None,

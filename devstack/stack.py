@@ -3,6 +3,7 @@
     market-stack                          # default ports, committed configuration
     market-stack --load cache-miss        # ... plus a load-generator scenario
     market-stack --scrape-interval 1s --evaluation-interval 1s --for 30
+    market-stack --replicas 3              # nginx in front of 3 replicas, 2 memcached, redis
 
 The servers are the machine's own binaries (`make test` installs them) started with the
 configuration the `alerts` package ships: Prometheus from `alerts/prometheus.yml` (scraping the
@@ -10,6 +11,14 @@ app's `/metrics`, the rule files, exemplar storage on), Alertmanager from
 `alerts/alertmanager.yml` (webhook pointed at the app). The app runs with
 `ENABLE_FAULT_INJECTION=true` and the stack's memcached, so every alert can be provoked with
 `market-load`. Ctrl-C (or SIGTERM) stops everything.
+
+With `--replicas N` (N > 1) the service is a fleet: nginx (devstack/nginx.py) listens on the app
+port and balances over N replicas on ports of their own, which share two memcached nodes, one
+redis-server (broadcasts between replicas, the feed's leader) and one exchange simulator (so every
+replica quotes the same prices); Prometheus scrapes every replica (`instance` tells them apart)
+and Alertmanager's webhook goes through nginx. nginx connects to the replicas from PROXY_ADDRESS,
+the only address they believe X-Forwarded-* from. With one replica (the default) the stack is
+the app alone on the app port, as it always was.
 
 `Stack` is the same launcher as a class: the end-to-end alert tests start it on free ports with
 1 s intervals and a copy of the rules whose `for:` durations are shortened (nothing else differs).
@@ -30,22 +39,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 from alerts.files import RULES_DIR
 from alerts.generate import render_rules
+from app.settings import Settings
 from devstack.alertmanager import alertmanager_process, write_alertmanager_config
 from devstack.loadgen import LoadConfig, LoadGenerator, run_scenario
 from devstack.memcached import memcached_process
+from devstack.nginx import ProxyLimits, nginx_process, write_nginx_config
 from devstack.process import ManagedProcess, free_port
 from devstack.prometheus import prometheus_process, write_prometheus_config
 from devstack.readiness import HttpReadyProcess
+from devstack.redis import redis_process
 from devstack.scenarios import SCENARIOS
 from telemetry.thresholds import THRESHOLDS
 
 HOST: Final = "127.0.0.1"
 APP_READY_PATH: Final = "/api/monitoring/performance/health"
 WEBHOOK_PATH: Final = "/api/alerts/webhook"
+PROXY_ADDRESS: Final = "127.0.0.2"
+"""Source address of nginx's connections to the replicas (Linux routes all of 127.0.0.0/8 to the
+loopback interface): replicas trust X-Forwarded-* from it alone, so a local client connecting
+straight to a replica from 127.0.0.1 cannot choose the address the replica records."""
 
 
 def shortened_rules(for_seconds: int) -> str:
@@ -76,15 +92,40 @@ class StackConfig:
     """Configs, data and logs; None: a temporary directory removed at stop."""
     app_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Extra settings for the app (e.g. `{"LOG_LEVEL": "warning"}`)."""
+    replicas: int = 1
+    """Above 1: nginx on `app_port` in front of that many replicas (see the module docstring)."""
+    replica_ports: tuple[int, ...] = ()
+    """Ports of the replicas (replicas > 1); empty: free ports chosen at start."""
+    second_memcached_port: int | None = None
+    redis_port: int | None = None
+    exchange_port: int | None = None
+    """Ports of the fleet's second memcached, redis-server and exchange simulator; None: free
+    ports chosen at start."""
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        if self.replica_ports and len(self.replica_ports) != self.replicas:
+            raise ValueError("replica_ports must name one port per replica")
+
+    @property
+    def fleet(self) -> bool:
+        return self.replicas > 1
 
     @classmethod
     def on_free_ports(cls, **options: object) -> StackConfig:
-        ports = {
+        ports: dict[str, object] = {
             "app_port": free_port(),
             "memcached_port": free_port(),
             "prometheus_port": free_port(),
             "alertmanager_port": free_port(),
         }
+        replicas = options.get("replicas", 1)
+        if isinstance(replicas, int) and replicas > 1:
+            ports["replica_ports"] = tuple(free_port() for _ in range(replicas))
+            ports["second_memcached_port"] = free_port()
+            ports["redis_port"] = free_port()
+            ports["exchange_port"] = free_port()
         return cls(**{**ports, **options})  # type: ignore[arg-type]
 
 
@@ -95,12 +136,17 @@ class Stack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
         self.memcached: ManagedProcess | None = None
-        self.app: HttpReadyProcess | None = None
+        self.second_memcached: ManagedProcess | None = None
+        self.redis: ManagedProcess | None = None
+        self.exchange: ManagedProcess | None = None
+        self.replicas: list[HttpReadyProcess | None] = [None] * self.config.replicas
+        self.nginx: HttpReadyProcess | None = None
         self.alertmanager: HttpReadyProcess | None = None
         self.prometheus: HttpReadyProcess | None = None
+        self._replica_ports = self.config.replica_ports
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._root: Path | None = None
-        self._paused = False
+        self._paused: set[int] = set()
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -110,12 +156,30 @@ class Stack:
         return self._root
 
     @property
+    def app(self) -> HttpReadyProcess | None:
+        """The app alone, or the first replica of a fleet."""
+        return self.replicas[0]
+
+    @property
     def app_url(self) -> str:
+        """The service's URL: the app's, or nginx's in front of the replicas."""
         return f"http://{HOST}:{self.config.app_port}"
 
     @property
     def ws_url(self) -> str:
         return f"ws://{HOST}:{self.config.app_port}/ws/dashboard"
+
+    @property
+    def replica_ports(self) -> tuple[int, ...]:
+        if not self.config.fleet:
+            return (self.config.app_port,)
+        if not self._replica_ports:
+            self._replica_ports = tuple(free_port() for _ in range(self.config.replicas))
+        return self._replica_ports
+
+    @property
+    def replica_urls(self) -> list[str]:
+        return [f"http://{HOST}:{port}" for port in self.replica_ports]
 
     @property
     def prometheus_url(self) -> str:
@@ -128,6 +192,18 @@ class Stack:
     @property
     def memcached_address(self) -> str:
         return f"{HOST}:{self.config.memcached_port}"
+
+    @property
+    def memcached_addresses(self) -> list[str]:
+        """Every memcached node the app (each replica) uses."""
+        nodes = [self.memcached_address]
+        if self.second_memcached is not None:
+            nodes.append(self.second_memcached.address)
+        return nodes
+
+    @property
+    def redis_url(self) -> str | None:
+        return f"redis://{self.redis.address}/0" if self.redis is not None else None
 
     @property
     def rules_file(self) -> Path | None:
@@ -144,7 +220,12 @@ class Stack:
             self.memcached = memcached_process(
                 self.config.memcached_port, log_path=root / "memcached.log"
             ).start()
-            self.start_app()
+            if self.config.fleet:
+                self._start_fleet_backends()
+            for index in range(self.config.replicas):
+                self.start_replica(index)
+            if self.config.fleet:
+                self.start_nginx()
             am_config = write_alertmanager_config(
                 root / "alertmanager.yml", self.app_url + WEBHOOK_PATH
             )
@@ -156,7 +237,7 @@ class Stack:
             ).start()
             prom_config = write_prometheus_config(
                 root / "prometheus.yml",
-                app_target=f"{HOST}:{self.config.app_port}",
+                app_target=[f"{HOST}:{port}" for port in self.replica_ports],
                 alertmanager=f"{HOST}:{self.config.alertmanager_port}",
                 rule_files=self._write_rules(),
                 scrape_interval=self.config.scrape_interval,
@@ -174,15 +255,29 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        self.resume_app()  # a stopped (SIGSTOP) process would never see SIGTERM
-        for process in (self.prometheus, self.alertmanager, self.app, self.memcached):
-            if process is not None:
-                with contextlib.suppress(Exception):
-                    process.stop()
+        for index in list(self._paused):  # a stopped (SIGSTOP) process would never see SIGTERM
+            self.resume_replica(index)
+        for process in self.processes()[::-1]:
+            with contextlib.suppress(Exception):
+                process.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
             self._root = None
+
+    def processes(self) -> list[ManagedProcess]:
+        """Every process started, in start order."""
+        started: list[ManagedProcess | None] = [
+            self.memcached,
+            self.second_memcached,
+            self.redis,
+            self.exchange,
+            *self.replicas,
+            self.nginx,
+            self.alertmanager,
+            self.prometheus,
+        ]
+        return [process for process in started if process is not None]
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -192,29 +287,9 @@ class Stack:
 
     # ------------------------------------------------------------------ the app alone
     def start_app(self) -> HttpReadyProcess:
-        """Start the app (again, after `stop_app`) on its port; returns once it answers."""
-        if self.app is not None and self.app.running:
-            return self.app
-        root = self.workdir
-        env = {
-            "APP_HOST": HOST,
-            "APP_PORT": str(self.config.app_port),
-            "MEMCACHED_SERVERS": self.memcached_address,
-            "ENABLE_FAULT_INJECTION": "true",
-            **self.config.app_env,
-        }
-        argv = [sys.executable, "-c", "from app.cli import main; main()"]
-        self.app = HttpReadyProcess(
-            "app",
-            argv,
-            HOST,
-            self.config.app_port,
-            ready_path=APP_READY_PATH,
-            log_path=root / "app.log",
-            env=env,
-        )
-        self._paused = False
-        return self.app.start(ready_timeout=30.0)
+        """Start the app (the first replica of a fleet) again, after `stop_app`, on its port;
+        returns once it answers."""
+        return self.start_replica(0)
 
     def stop_app(self) -> None:
         self.resume_app()
@@ -222,21 +297,134 @@ class Stack:
             self.app.stop()
 
     def pause_app(self) -> None:
-        """SIGSTOP the app: it keeps its port and sockets but answers nothing, as a hung
+        """SIGSTOP the app (the first replica of a fleet); see `pause_replica`."""
+        self.pause_replica(0)
+
+    def resume_app(self) -> None:
+        self.resume_replica(0)
+
+    def pause_replica(self, index: int) -> None:
+        """SIGSTOP replica `index`: it keeps its port and sockets but answers nothing, as a hung
         process does. Connections made meanwhile wait in its listen backlog."""
-        proc = self.app.proc if self.app is not None else None
+        replica = self.replicas[index]
+        proc = replica.proc if replica is not None else None
         if proc is None or proc.poll() is not None:
             raise RuntimeError("the app is not running")
         os.kill(proc.pid, signal.SIGSTOP)
-        self._paused = True
+        self._paused.add(index)
 
-    def resume_app(self) -> None:
-        proc = self.app.proc if self.app is not None else None
-        if self._paused and proc is not None and proc.poll() is None:
+    def resume_replica(self, index: int) -> None:
+        replica = self.replicas[index]
+        proc = replica.proc if replica is not None else None
+        if index in self._paused and proc is not None and proc.poll() is None:
             os.kill(proc.pid, signal.SIGCONT)
-        self._paused = False
+        self._paused.discard(index)
+
+    # ------------------------------------------------------------------ replicas and nginx
+    def start_replica(self, index: int) -> HttpReadyProcess:
+        """Start replica `index` (again) on its port; returns once it answers."""
+        current = self.replicas[index]
+        if current is not None and current.running:
+            return current
+        port = self.replica_ports[index]
+        name = f"replica-{index + 1}" if self.config.fleet else "app"
+        replica = HttpReadyProcess(
+            name,
+            [sys.executable, "-c", "from app.cli import main; main()"],
+            HOST,
+            port,
+            ready_path=APP_READY_PATH,
+            log_path=self.workdir / f"{name}.log",
+            env=self._replica_env(port),
+        )
+        self.replicas[index] = replica
+        self._paused.discard(index)
+        return replica.start(ready_timeout=30.0)
+
+    def kill_replica(self, index: int) -> None:
+        """SIGKILL replica `index`, as a crash would: no graceful close of its sockets."""
+        replica = self.replicas[index]
+        if replica is None or not replica.running:
+            raise RuntimeError(f"replica {index + 1} is not running")
+        self.resume_replica(index)
+        replica.kill()
+
+    def start_nginx(self) -> HttpReadyProcess:
+        """Start nginx (again) on the app port in front of every replica."""
+        if self.nginx is not None and self.nginx.running:
+            return self.nginx
+        prefix = self.workdir / "nginx"
+        config = write_nginx_config(
+            prefix,
+            listen=f"{HOST}:{self.config.app_port}",
+            replicas=[f"{HOST}:{port}" for port in self.replica_ports],
+            limits=ProxyLimits.for_app(Settings(**self._settings_overrides())),
+            bind_address=PROXY_ADDRESS,
+        )
+        self.nginx = nginx_process(prefix, config, self.config.app_port)
+        return self.nginx.start()
+
+    def kill_nginx(self) -> None:
+        """SIGKILL nginx's master and workers at once, as a crash of its host would: a master
+        killed alone leaves its workers serving."""
+        proc = self.nginx.proc if self.nginx is not None else None
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError("nginx is not running")
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group is nginx alone
+        proc.wait(5)
 
     # ------------------------------------------------------------------ internals
+    def _start_fleet_backends(self) -> None:
+        root = self.workdir
+        self.second_memcached = memcached_process(
+            self.config.second_memcached_port, log_path=root / "memcached-2.log"
+        ).start()
+        self.redis = redis_process(self.config.redis_port, log_path=root / "redis.log").start()
+        exchange_port = self.config.exchange_port or free_port()
+        argv = [sys.executable, "-c", "from devstack.exchange_sim import main; main()"]
+        self.exchange = ManagedProcess(
+            "exchange-sim",
+            [*argv, "--host", HOST, "--port", str(exchange_port)],
+            HOST,
+            exchange_port,
+            log_path=root / "exchange-sim.log",
+        ).start()
+
+    def _replica_env(self, port: int) -> dict[str, str]:
+        env = {
+            "APP_HOST": HOST,
+            "APP_PORT": str(port),
+            "MEMCACHED_SERVERS": ",".join(self.memcached_addresses),
+            "ENABLE_FAULT_INJECTION": "true",
+        }
+        if self.config.fleet:
+            if self.redis_url is None or self.exchange is None:
+                raise RuntimeError("the fleet's redis-server and exchange simulator start first")
+            resource = f"service.instance.id={HOST}:{port}"
+            inherited = os.environ.get("OTEL_RESOURCE_ATTRIBUTES")
+            env |= {
+                "REDIS_URL": self.redis_url,
+                "UPSTREAM_URL": f"http://{self.exchange.address}",
+                "FORWARDED_ALLOW_IPS": PROXY_ADDRESS,
+                "OTEL_RESOURCE_ATTRIBUTES": f"{inherited},{resource}" if inherited else resource,
+            }
+        return {**env, **self.config.app_env}
+
+    def _settings_overrides(self) -> dict[str, Any]:
+        """The app's settings given to the stack that bound what nginx lets through."""
+        limits = (
+            "http_max_header_bytes",
+            "http_header_timeout",
+            "alert_notification_max_bytes",
+            "ws_idle_timeout",
+            "ws_cleanup_interval",
+        )
+        return {
+            name: value
+            for name in limits
+            if (value := self.config.app_env.get(name.upper())) is not None
+        }
+
     def _prepare_workdir(self) -> None:
         if self.config.workdir is not None:
             self._root = self.config.workdir
@@ -263,10 +451,31 @@ def describe(stack: Stack, out: TextIO) -> None:
     rules = stack.rules_file or f"{RULES_DIR} (committed)"
     interval = stack.config.scrape_interval
     scrape = f" --scrape-interval {interval}" if interval else ""
+    if stack.config.fleet:
+        nginx_pid = stack.nginx.proc.pid if stack.nginx and stack.nginx.proc else "?"
+        replicas = "".join(
+            f"  replica {index + 1}     {url}  (pid {_pid(replica)})\n"
+            for index, (url, replica) in enumerate(
+                zip(stack.replica_urls, stack.replicas, strict=True)
+            )
+        )
+        exchange = stack.exchange.address if stack.exchange is not None else "?"
+        services = (
+            f"  service       {stack.app_url}  (nginx, pid {nginx_pid}, "
+            f"{stack.config.replicas} replicas, fault injection on each)\n"
+            f"{replicas}"
+            f"  memcached     {', '.join(stack.memcached_addresses)}\n"
+            f"  redis         {stack.redis_url}\n"
+            f"  exchange sim  http://{exchange}\n"
+        )
+    else:
+        services = (
+            f"  app           {stack.app_url}  (pid {pid}, fault injection on)\n"
+            f"  memcached     {stack.memcached_address}\n"
+        )
     out.write(
         f"market-stack: everything on {HOST}; configs and logs in {stack.workdir}\n"
-        f"  app           {stack.app_url}  (pid {pid}, fault injection on)\n"
-        f"  memcached     {stack.memcached_address}\n"
+        f"{services}"
         f"  prometheus    {stack.prometheus_url}  (rules: {rules})\n"
         f"  alertmanager  {stack.alertmanager_url}\n"
         f"Dashboards without Grafana: python -m dashboards.preview --prometheus "
@@ -276,6 +485,10 @@ def describe(stack: Stack, out: TextIO) -> None:
         "Ctrl-C stops everything.\n"
     )
     out.flush()
+
+
+def _pid(process: ManagedProcess | None) -> int | str:
+    return process.proc.pid if process is not None and process.proc is not None else "?"
 
 
 async def _serve(stack: Stack, load: LoadGenerator | None, scenario: str | None) -> None:
@@ -294,8 +507,8 @@ async def _serve(stack: Stack, load: LoadGenerator | None, scenario: str | None)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await stop.wait()
-            for process in (stack.memcached, stack.app, stack.alertmanager, stack.prometheus):
-                if process is None or process.proc is None:
+            for process in stack.processes():
+                if process.proc is None:
                     continue
                 code = process.proc.poll()
                 if code is not None and process.name not in reported:
@@ -315,7 +528,16 @@ def _parser() -> argparse.ArgumentParser:
         description="memcached + the app + Prometheus + Alertmanager on 127.0.0.1, from the "
         "machine's binaries and the configuration shipped in the package; Ctrl-C stops everything.",
     )
-    parser.add_argument("--app-port", type=int, default=defaults.app_port)
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=defaults.replicas,
+        help="app replicas; above 1, nginx on --app-port balances over them, with two memcached "
+        "nodes, a redis-server and a shared exchange simulator (default 1: the app alone)",
+    )
+    parser.add_argument(
+        "--app-port", type=int, default=defaults.app_port, help="the service's port (nginx's)"
+    )
     parser.add_argument("--memcached-port", type=int, default=defaults.memcached_port)
     parser.add_argument("--prometheus-port", type=int, default=defaults.prometheus_port)
     parser.add_argument("--alertmanager-port", type=int, default=defaults.alertmanager_port)
@@ -351,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluation_interval=args.evaluation_interval,
             for_seconds=args.for_seconds,
             workdir=args.workdir,
+            replicas=args.replicas,
         )
         load = None
         if args.load is not None:

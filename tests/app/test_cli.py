@@ -90,3 +90,28 @@ def test_unknown_option_exits_2_with_usage(capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert err.startswith("usage: market-api")
     assert "unrecognized arguments: --bogus-flag" in err
+
+
+def test_forwarded_headers_are_believed_from_configured_proxies_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fastapi import FastAPI
+
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    plain = cli.server_config(FastAPI(), settings_from_command_line([]))
+    assert plain.proxy_headers is False, "uvicorn's default would trust every local client"
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.2, 10.0.0.0/8")
+    proxied = cli.server_config(FastAPI(), settings_from_command_line([]))
+    assert proxied.proxy_headers is True
+    assert proxied.forwarded_allow_ips == ["127.0.0.2", "10.0.0.0/8"]
+
+
+def test_a_proxy_that_is_no_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "nginx.local")
+    with pytest.raises(SystemExit) as exit_info:
+        settings_from_command_line([])
+    assert exit_info.value.code == 2
+    assert "FORWARDED_ALLOW_IPS" in capsys.readouterr().err

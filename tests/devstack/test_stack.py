@@ -131,6 +131,9 @@ def test_stack_wires_every_server_to_the_others(stack: Stack) -> None:
             "instance": f"127.0.0.1:{stack.config.app_port}",
             "job": "market-api",
         }
+        assert len(targets) == 1
+    # One replica is the app alone: no proxy and none of the fleet's backends.
+    assert [p.name for p in stack.processes()] == ["memcached", "app", "alertmanager", "prometheus"]
 
 
 @pytest.mark.memcached
