@@ -43,6 +43,9 @@ GRAFANA_DEFAULT_PORT: Final = 3000
 MEMCACHED_DEFAULT_PORT: Final = 11211
 REDIS_DEFAULT_PORT: Final = 6379
 MEMCACHED_SERVICES: Final = ("memcached-1", "memcached-2")
+EXCHANGE_DEFAULT_PORT: Final = 9100
+"""`market-exchange-sim`'s own default (devstack/exchange_sim.py), used when `--port=` is not
+given."""
 
 _ADDRESS: Final = re.compile(
     r"^(?:[a-z]+://)?([a-z][a-z0-9-]*|[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+):([0-9]{1,5})(?:/.*)?$"
@@ -137,6 +140,24 @@ def nginx_listen_ports() -> set[int]:
     return {int(port) for port in found}
 
 
+def nginx_block(header: str) -> str:
+    """The body of nginx.conf's block opened by `header {` (e.g. `location /ws/`, `upstream
+    market_api`), up to its closing brace; the blocks read here hold no nested braces."""
+    text = NGINX_CONFIG.read_text()
+    match = re.search(rf"(?m)^\s*{re.escape(header)}\s*\{{([^{{}}]*)\}}", text)
+    if match is None:
+        raise LookupError(f"no `{header} {{` block in {NGINX_CONFIG}")
+    return match.group(1)
+
+
+def nginx_seconds(block: str, directive: str) -> int:
+    """The value, in seconds, of `directive Ns;` in `block` (nginx.conf writes them so)."""
+    found = re.findall(rf"(?m)^\s*{re.escape(directive)}\s+([0-9]+)s;", block)
+    if len(found) != 1:
+        raise LookupError(f"{directive}: {len(found)} occurrences in seconds, expected one")
+    return int(found[0])
+
+
 def listening_ports() -> dict[str, set[int]]:
     """Each service's ports, read from its configuration."""
     app_port = int(Settings.model_fields["app_port"].default)
@@ -157,6 +178,7 @@ def listening_ports() -> dict[str, set[int]]:
         "nginx": nginx_listen_ports(),
         **{name: {MEMCACHED_DEFAULT_PORT} for name in MEMCACHED_SERVICES},
         "redis": {REDIS_DEFAULT_PORT},
+        "exchange": {int(flag("exchange", "--port") or EXCHANGE_DEFAULT_PORT)},
         "otel-collector": collector_ports,
         "otel-collector-health": set(),
         "tempo": tempo_ports,

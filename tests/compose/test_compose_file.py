@@ -6,18 +6,26 @@ the variables) and the Compose Specification's JSON schema (what `docker compose
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from fastapi import FastAPI, Request
 
 from app import __version__
+from app.cli import server_config
+from app.upstream.simulator import ExchangeSimulator, SimulatorConditions
+from devstack.exchange_sim import create_simulator_app
 from tests.compose import stack
+from tests.conftest import make_settings
 
 EXACT_TAG = re.compile(r"^[a-z0-9./-]+:v?[0-9]+\.[0-9]+\.[0-9]+(-[a-z0-9.]+)?$")
 APP_IMAGE = f"market-api:{__version__}"
@@ -120,7 +128,12 @@ def test_every_dependency_waits_for_health(name: str) -> None:
 
 def test_the_app_waits_for_the_collector_through_its_probe() -> None:
     depends_on = stack.services()["app"]["depends_on"]
-    assert set(depends_on) == {*stack.MEMCACHED_SERVICES, "redis", "otel-collector-health"}
+    assert set(depends_on) == {
+        *stack.MEMCACHED_SERVICES,
+        "redis",
+        "exchange",
+        "otel-collector-health",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(stack.services()))
@@ -235,3 +248,93 @@ def test_no_replica_is_given_a_fixed_instance_id() -> None:
     attributes = stack.environment("app").get("OTEL_RESOURCE_ATTRIBUTES", "")
     assert "service.instance.id" not in attributes
     assert "deployment.environment.name=compose" in attributes
+
+
+def nginx_network() -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    """nginx's fixed address, the stack network's subnet and the range Docker allocates from."""
+    [pool] = stack.compose()["networks"]["default"]["ipam"]["config"]
+    address = stack.services()["nginx"]["networks"]["default"]["ipv4_address"]
+    return (
+        ipaddress.IPv4Address(address),
+        ipaddress.IPv4Network(pool["subnet"]),
+        ipaddress.IPv4Network(pool["ip_range"]),
+    )
+
+
+def test_nginx_has_a_fixed_address_no_other_container_can_be_given() -> None:
+    address, subnet, dynamic = nginx_network()
+    assert dynamic.subnet_of(subnet)
+    assert address in subnet
+    assert address not in dynamic, "Docker could give nginx's address to another container"
+    assert address not in {subnet.network_address, subnet.network_address + 1}, "gateway"
+    assert address != subnet.broadcast_address
+
+
+def test_the_replicas_trust_forwarded_headers_from_nginx_only() -> None:
+    address, _, _ = nginx_network()
+    trusted = stack.environment("app")["FORWARDED_ALLOW_IPS"]
+    assert trusted == str(address)
+    for other in ("exchange", "prometheus", "alertmanager", "load"):
+        assert "FORWARDED_ALLOW_IPS" not in stack.environment(other)
+
+
+async def client_seen_by_a_replica(peer: str, forwarded_for: str) -> str:
+    """The client address a replica records for a request from `peer` carrying
+    X-Forwarded-For, through uvicorn configured as `market-api` configures it."""
+    app = FastAPI()
+
+    @app.get("/client")
+    async def client(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    trusted = stack.environment("app")["FORWARDED_ALLOW_IPS"]
+    config = server_config(app, make_settings(forwarded_allow_ips=trusted))
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://replica") as http:
+        response = await http.get("/client", headers={"X-Forwarded-For": forwarded_for})
+    assert response.status_code == 200
+    host: str = response.json()
+    return host
+
+
+async def test_uvicorn_believes_x_forwarded_for_from_nginx_and_from_no_other_container() -> None:
+    address, _, dynamic = nginx_network()
+    assert await client_seen_by_a_replica(str(address), "198.51.100.7") == "198.51.100.7"
+    # A client cannot hide behind an address it adds itself: nginx appends the real one.
+    spoofed = "203.0.113.9, 198.51.100.7"
+    assert await client_seen_by_a_replica(str(address), spoofed) == "198.51.100.7"
+    other_container = str(next(dynamic.hosts()))
+    assert await client_seen_by_a_replica(other_container, "198.51.100.7") == other_container
+
+
+def test_every_replica_reads_one_exchange_service() -> None:
+    exchange = stack.services()["exchange"]
+    assert exchange["command"][0] == "market-exchange-sim"
+    assert stack.flag("exchange", "--host") == "0.0.0.0", "reachable from the replicas"
+    assert "ports" not in exchange, "the replicas' exchange, not the host's"
+    host, port = stack.host_port(stack.environment("app")["UPSTREAM_URL"])
+    assert host == "exchange"
+    assert port in stack.listening_ports()["exchange"]
+    assert stack.services()["app"]["depends_on"]["exchange"] == {"condition": "service_healthy"}
+    # The console script is in the app image: the image installs the package, devstack included.
+    pyproject = tomllib.loads((stack.ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["market-exchange-sim"] == "devstack.exchange_sim:main"
+    assert "devstack" in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert exchange["image"] == stack.services()["app"]["image"]
+
+
+async def test_the_exchange_healthcheck_asks_a_route_the_simulator_serves() -> None:
+    """The probe's URL is one the simulator answers 200 on, on the port it listens on, and
+    probing it never counts as a market call."""
+    probe = " ".join(str(arg) for arg in stack.services()["exchange"]["healthcheck"]["test"])
+    [url] = re.findall(r"urlopen\('([^']+)'", probe)
+    host, port = stack.host_port(url)
+    assert host == "127.0.0.1"
+    assert port in stack.listening_ports()["exchange"]
+    path = "/" + url.split("/", 3)[3]
+    simulator = ExchangeSimulator(5, SimulatorConditions(0.0, 0.0, 0.0))
+    transport = httpx.ASGITransport(app=create_simulator_app(simulator))
+    async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
+        assert (await http.get(path)).status_code == 200
+    assert simulator.calls == 0

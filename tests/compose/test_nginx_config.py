@@ -23,8 +23,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.cli import server_config
+from app.settings import Settings
 from devstack.process import ManagedProcess, free_port
 from tests.app.ws.live import LiveServer, client, subscribe
 from tests.compose import stack
@@ -78,6 +81,47 @@ def test_the_upstream_resolves_the_app_service_through_docker_dns() -> None:
     assert re.search(r"(?m)^\s*resolver 127\.0\.0\.11 ", text), "Docker's embedded DNS"
     assert re.search(r"(?m)^\s*zone market_api ", text), "`resolve` needs a shared zone"
     assert re.search(r"(?m)^\s*proxy_next_upstream error timeout;$", text)
+
+
+def app_setting_seconds(name: str) -> float:
+    """A replica's value of a duration setting: the Compose environment's, else the default."""
+    value = stack.environment("app").get(name.upper(), Settings.model_fields[name].default)
+    return float(value)
+
+
+def test_a_request_caught_by_a_hung_replica_is_retried_before_the_retry_window_closes() -> None:
+    """A hung replica (alive, accepting, silent) is noticed by the read timeout only. The retry
+    window must outlast it, or the request caught there ends in nginx's 504 instead of being
+    sent to another replica; and the app's own slowest call must fit in it."""
+    http = stack.nginx_block("location /")
+    read = stack.nginx_seconds(http, "proxy_read_timeout")
+    retry_window = stack.nginx_seconds(
+        stack.NGINX_CONFIG.read_text(), "proxy_next_upstream_timeout"
+    )
+    assert read < retry_window
+    assert stack.nginx_seconds(http, "proxy_send_timeout") < retry_window
+    assert app_setting_seconds("upstream_timeout") < read
+
+
+def test_an_idle_websocket_is_closed_by_the_app_not_by_nginx() -> None:
+    """The WebSocket location keeps the socket past the app's idle timeout and its sweep, so
+    the app closes an idle socket with its own close code; plain HTTP keeps the short timeout."""
+    ws = stack.nginx_block("location /ws/")
+    app_closes_after = app_setting_seconds("ws_idle_timeout") + app_setting_seconds(
+        "ws_cleanup_interval"
+    )
+    assert stack.nginx_seconds(ws, "proxy_read_timeout") > app_closes_after
+    assert stack.nginx_seconds(ws, "proxy_send_timeout") > app_closes_after
+    assert "proxy_pass http://market_api;" in ws
+    http_read = stack.nginx_seconds(stack.nginx_block("location /"), "proxy_read_timeout")
+    assert http_read < app_closes_after
+
+
+def test_nginx_drops_an_idle_replica_connection_before_uvicorn_does() -> None:
+    upstream = stack.nginx_block("upstream market_api")
+    uvicorn_keep_alive = server_config(FastAPI(), make_settings()).timeout_keep_alive
+    assert stack.nginx_seconds(upstream, "keepalive_timeout") < uvicorn_keep_alive
+    assert re.search(r"(?m)^\s*keepalive [0-9]+;$", upstream), "a keep-alive pool to time out"
 
 
 def test_nginx_accepts_the_local_rendering(tmp_path: Path) -> None:
