@@ -290,7 +290,7 @@ async def client_seen_by_a_replica(peer: str, forwarded_for: str) -> str:
     trusted = stack.environment("app")["FORWARDED_ALLOW_IPS"]
     config = server_config(app, make_settings(forwarded_allow_ips=trusted))
     config.load()
-    transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://replica") as http:
         response = await http.get("/client", headers={"X-Forwarded-For": forwarded_for})
     assert response.status_code == 200
