@@ -3,11 +3,15 @@ from __future__ import annotations
 import random
 import time
 
+import httpx
 import pytest
 
 from app.faults import FaultSettings, FaultyExchange
 from app.upstream.client import UpstreamUnavailable
+from app.upstream.http import HttpExchangeClient
 from app.upstream.simulator import ExchangeSimulator, SimulatorConditions
+from devstack.exchange_sim import create_simulator_app
+from devstack.scenarios import SCENARIOS
 
 
 def simulator() -> ExchangeSimulator:
@@ -65,3 +69,22 @@ async def test_faults_are_read_at_each_call() -> None:
         await faulty.tickers()
     current = FaultSettings()
     assert await faulty.tickers()
+
+
+async def test_the_slow_upstream_scenario_slows_one_replica_in_front_of_a_shared_exchange() -> None:
+    """Compose's replicas read one `market-exchange-sim` over HTTP: the scenario's latency is
+    added in the replica that got the fault, before its call; the exchange the other replicas
+    read is not slowed."""
+    exchange = simulator()
+    transport = httpx.ASGITransport(app=create_simulator_app(exchange))
+    http = HttpExchangeClient("http://exchange", transport=transport)
+    faults = FaultSettings(**SCENARIOS["slow-upstream"].faults)
+    faulty = FaultyExchange(http, lambda: faults)
+    try:
+        start = time.perf_counter()
+        await faulty.tickers()
+        assert time.perf_counter() - start >= faults.upstream_latency_ms / 1000 - 0.005
+        assert exchange.calls == 1, "the call still reached the shared exchange"
+        assert exchange.conditions.latency_ms == 0, "the exchange itself is not slowed"
+    finally:
+        await faulty.close()
