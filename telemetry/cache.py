@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import Status, StatusCode, Tracer
@@ -19,8 +18,6 @@ from app.cache.instrumentation import CacheOperationScope, CacheResult
 from app.cache.manager import CacheManager
 from telemetry.instruments import Instruments
 from telemetry.tracing import SlowTraceKeeper, TraceBuffer, current_buffer
-
-_LOWER_64: Final = (1 << 64) - 1
 
 
 def _describe(data: tuple[object, ...]) -> tuple[str, dict[str, AttributeValue]]:
@@ -56,11 +53,7 @@ class _CacheScope:
         # ratio part of the keep decision (the only part known mid-request) for the exemplar.
         key = (operation, backend)
         attrs = owner.attrs.get(key) or owner.new_attrs(key)
-        exemplar = (
-            buffer.context
-            if buffer is not None and (buffer.trace_id & _LOWER_64) < owner.keeper.ratio_bound
-            else None
-        )
+        exemplar = buffer.context if buffer is not None and buffer.ratio_kept else None
         owner.duration.record((t1 - self._t0) / 1e9, key, attrs, exemplar)
         data = (operation, self._namespace, backend, result, owner.breaker.state)
         reason = type(error).__name__ if error is not None else None

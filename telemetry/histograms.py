@@ -3,10 +3,11 @@
 The SDK's `Histogram.record` costs 5-10 µs in CPython (it builds a Measurement, cleans and hashes
 the attributes and consults the exemplar filter once per reader). Two of them run on every
 request (`http.server.request.duration`, `cache.operation.duration`), which alone would eat most of
-the overhead budget. These histograms keep explicit-bucket counts per attribute set under a lock
-(about 1 µs per record) and are appended to the `MetricsData` each reader collects, so the
-Prometheus scrape and the OTLP export show them with the same names, units, buckets and
-exemplars as an SDK histogram. They are cumulative, like everything this service exports.
+the overhead budget. These histograms keep explicit-bucket counts per attribute set (a dict
+lookup and a few in-place additions per record, no lock) and are appended to the `MetricsData`
+each reader collects, so the Prometheus scrape and the OTLP export show them with the same
+names, units, buckets and exemplars as an SDK histogram. They are cumulative, like everything
+this service exports.
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ _OVERFLOW_ATTRIBUTES: Final = {"otel.metric.overflow": True}
 
 
 class _Point:
-    __slots__ = ("attributes", "count", "counts", "exemplars", "max", "min", "sum")
+    __slots__ = ("attributes", "counts", "exemplars", "max", "min", "sum")
 
     def __init__(self, attributes: dict[str, AttributeValue], buckets: int) -> None:
         self.attributes = attributes
         self.counts = [0] * buckets
-        self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
@@ -72,23 +72,28 @@ class FastHistogram:
         """`key` identifies `attributes` (a tuple of its values), so no hashing of dicts here.
 
         `exemplar` is the span context to link from this bucket, only for traces that are kept.
+
+        No lock: every record comes from the one thread that runs the app's event loop, and
+        none of the statements below calls back into Python, so under the GIL a reader in the
+        export thread sees each of them whole. A reader may land between two of them (a bucket
+        counted, the sum not yet): `to_metric` derives the count from the buckets, and the sum
+        is one sample late at worst, until the next collection.
         """
+        point = self._points.get(key)
+        if point is None:
+            with self._lock:
+                point = self._points.get(key) or self._new_point(key, attributes)
         index = bisect_left(self.boundaries, value)
-        with self._lock:
-            point = self._points.get(key)
-            if point is None:
-                point = self._new_point(key, attributes)
-            point.counts[index] += 1
-            point.count += 1
-            point.sum += value
-            if value < point.min:
-                point.min = value
-            if value > point.max:
-                point.max = value
-            if exemplar is not None:
-                point.exemplars[index] = Exemplar(
-                    {}, value, time.time_ns(), exemplar.span_id, exemplar.trace_id
-                )
+        point.counts[index] += 1
+        point.sum += value
+        if value < point.min:
+            point.min = value
+        if value > point.max:
+            point.max = value
+        if exemplar is not None:
+            point.exemplars[index] = Exemplar(
+                {}, value, time.time_ns(), exemplar.span_id, exemplar.trace_id
+            )
 
     def _new_point(self, key: tuple[object, ...], attributes: dict[str, AttributeValue]) -> _Point:
         if len(self._points) >= CARDINALITY_LIMIT:
@@ -106,18 +111,21 @@ class FastHistogram:
         with self._lock:
             counts = [0] * (len(self.boundaries) + 1)
             total_sum, total = 0.0, 0
-            for point in self._points.values():
-                for i, c in enumerate(point.counts):
+            for point in list(self._points.values()):
+                point_counts = list(point.counts)
+                for i, c in enumerate(point_counts):
                     counts[i] += c
                 total_sum += point.sum
-                total += point.count
+                total += sum(point_counts)
         return counts, total_sum, total
 
     def per_attributes(self) -> list[tuple[dict[str, AttributeValue], list[int], float, int]]:
         """(attributes, bucket counts, sum, count) per attribute set."""
         with self._lock:
             return [
-                (dict(p.attributes), list(p.counts), p.sum, p.count) for p in self._points.values()
+                (dict(p.attributes), counts, p.sum, sum(counts))
+                for p in list(self._points.values())
+                for counts in (list(p.counts),)
             ]
 
     def to_metric(self, now_ns: int) -> Metric | None:
@@ -127,15 +135,16 @@ class FastHistogram:
                     attributes=p.attributes,
                     start_time_unix_nano=self._start_ns,
                     time_unix_nano=now_ns,
-                    count=p.count,
+                    count=sum(counts),
                     sum=p.sum,
-                    bucket_counts=list(p.counts),
+                    bucket_counts=counts,
                     explicit_bounds=self.boundaries,
                     min=p.min,
                     max=p.max,
                     exemplars=[e for e in p.exemplars if e is not None],
                 )
-                for p in self._points.values()
+                for p in list(self._points.values())
+                for counts in (list(p.counts),)
             ]
         if not points:
             return None

@@ -8,7 +8,6 @@ matched route template from the scope after the app ran, so `http.route` is alwa
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
@@ -18,6 +17,8 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.cache.instrumentation import SERVED_TIER_SCOPE_KEY
 
 if TYPE_CHECKING:
     from telemetry.histograms import FastHistogram
@@ -62,7 +63,7 @@ class TelemetryMiddleware:
         *,
         roots: LocalRoots,
         http_duration: FastHistogram,
-        active: Counter[str],
+        active: dict[str, int],
     ) -> None:
         self.app = app
         self.roots = roots
@@ -90,7 +91,10 @@ class TelemetryMiddleware:
 
         roots, duration_histogram = self.roots, self.http_duration
         active = self.active
-        active[method] += 1
+        try:
+            active[method] += 1
+        except KeyError:
+            active[method] = 1
         if scope["path"] in UNTRACED_PATHS:
             start = time.perf_counter_ns()
             try:
@@ -122,12 +126,11 @@ class TelemetryMiddleware:
         key = (method, route, status)
         attrs = self._attributes.get(key) or self._new_attrs(key)
         if status < 500:
-            duration = roots.settle(root, False)
+            duration = roots.finish(root, False)
         else:
-            duration = roots.settle(root, True, None, f"HTTP {status}")
-        if root.reason is None:
+            duration = roots.finish(root, True, f"HTTP {status}")
+        if root.reason is None:  # dropped, and already closed by `finish`
             duration_histogram.record(duration, key, attrs)
-            roots.close(root)
         else:
             duration_histogram.record(duration, key, attrs, root.context)
             roots.close(root, self._describer(root, scope, key, attrs))
@@ -174,6 +177,10 @@ def _span_attributes(
     attributes["url.scheme"] = scope.get("scheme", "http")
     if scope.get("query_string"):
         attributes["url.query"] = scope["query_string"].decode("latin-1")
+    tier = scope.get(SERVED_TIER_SCOPE_KEY)
+    if tier is not None:  # answered before routing from the in-process cache tier
+        attributes["cache.result"] = "hit"
+        attributes["cache.backend"] = tier
     client = scope.get("client")
     if client:
         attributes["client.address"] = client[0]

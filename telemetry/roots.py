@@ -18,8 +18,9 @@ from __future__ import annotations
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import Token
+from typing import ClassVar, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -48,88 +49,110 @@ from telemetry.tracing import (
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_SPAN_OF_64: Final = 1 << 64
 _DEFAULT_SAMPLER: str = ParentBased(ALWAYS_ON).get_description()  # type: ignore[no-untyped-call]
 
 
 class RootScope:
-    """One open local root; also the buffer its deferred child spans go to."""
+    """One open local root; also the buffer its deferred child spans go to.
 
-    __slots__ = (
-        "_context",
-        "attributes",
-        "buffer_token",
-        "duration_ns",
-        "error",
-        "error_description",
-        "kind",
-        "limit",
-        "name",
-        "parent",
-        "reason",
-        "refused",
-        "sampled",
-        "span_id",
-        "spans",
-        "start_ns",
-        "start_perf_ns",
-        "trace_id",
-        "trace_state",
-    )
+    Built on every request, so it is built from as little as possible: the constructor stores
+    three values, everything else is a class-level default until something changes it, and the
+    trace and span ids are drawn only when someone needs them (a kept trace, an SDK child span,
+    an exemplar). `LocalRoots` makes one subclass per pipeline carrying its limits, so no
+    per-request store is spent on them either.
+    """
 
-    def __init__(
-        self,
-        name: str,
-        kind: SpanKind,
-        trace_id: int,
-        span_id: int,
-        parent: SpanContext | None,
-        sampled: bool,
-        limit: int,
-        trace_state: TraceState | None = None,
-    ) -> None:
+    limit: ClassVar[int] = 512
+    ratio_bound: ClassVar[int] = 0
+    """Trace ids whose lower 64 bits are below this are kept by ratio (see `SlowTraceKeeper`)."""
+
+    parent: SpanContext | None = None
+    sampled = True
+    ratio_kept = False
+    """The ratio part of the keep decision, known from the start (see `_draw_trace_id`)."""
+    trace_state: TraceState | None = None
+    spans: list[DeferredSpan] | None = None
+    refused = 0
+    attributes: dict[str, AttributeValue] | None = None
+    error: BaseException | None = None
+    error_description: str | None = None
+    reason: str | None = None
+    duration_ns = 0
+    buffer_token: Token[TraceBuffer | None] | None = None
+    start_ns = 0
+    """Wall-clock start, set when the trace is kept (from the monotonic start and the
+    duration): most roots are dropped and never need it."""
+    _trace_id = 0
+    _span_id = 0
+    _context: SpanContext | None = None
+
+    def __init__(self, name: str, kind: SpanKind) -> None:
         self.name = name
         self.kind = kind
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.trace_state = trace_state
-        self._context: SpanContext | None = None
-        self.parent = parent
-        self.sampled = sampled
-        self.limit = limit
-        self.spans: list[DeferredSpan] = []
-        self.refused = 0
-        self.attributes: dict[str, AttributeValue] = {}
-        self.error: BaseException | None = None
-        self.error_description: str | None = None
-        self.reason: str | None = None
-        self.duration_ns = 0
-        self.buffer_token: Token[TraceBuffer | None] | None = None
-        self.start_ns = 0
-        """Wall-clock start, set when the trace is kept (from the monotonic start and the
-        duration): most roots are dropped and never need it."""
         self.start_perf_ns = time.perf_counter_ns()
+
+    @property
+    def trace_id(self) -> int:
+        trace_id = self._trace_id
+        if not trace_id:
+            trace_id = self._trace_id = self._draw_trace_id()
+        return trace_id
+
+    def _draw_trace_id(self) -> int:
+        """A random id whose lower half agrees with the ratio decision already taken.
+
+        A fresh root decides the ratio part with one `random()` call at open; the id drawn
+        later falls on the matching side of `ratio_bound`, so anything judging the trace by its
+        id (exemplars, late children, another service sampling by ratio) reaches the same
+        verdict, and the lower half is still uniform on its side.
+        """
+        bound = self.ratio_bound
+        if self.ratio_kept:
+            low = random.randrange(bound) if bound else 0
+        else:
+            low = bound + random.randrange(_SPAN_OF_64 - bound) if bound < _SPAN_OF_64 else 0
+        return (random.getrandbits(64) << 64) | low or 1
+
+    @property
+    def span_id(self) -> int:
+        span_id = self._span_id
+        if not span_id:
+            span_id = self._span_id = random.getrandbits(64) or 1
+        return span_id
 
     @property
     def context(self) -> SpanContext:
         """Built on first use: most roots are dropped without anyone asking."""
-        if self._context is None:
-            self._context = SpanContext(
+        context = self._context
+        if context is None:
+            context = self._context = SpanContext(
                 self.trace_id,
                 self.span_id,
                 is_remote=False,
                 trace_flags=_SAMPLED if self.sampled else _NOT_SAMPLED,
                 trace_state=self.trace_state,
             )
-        return self._context
+        return context
+
+    def annotate(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """Attributes for the root's span, should the trace be kept."""
+        if self.attributes is None:
+            self.attributes = dict(attributes)
+        else:
+            self.attributes.update(attributes)
 
     def add(self, span: DeferredSpan) -> None:
-        if len(self.spans) < self.limit:
-            self.spans.append(span)
+        spans = self.spans
+        if spans is None:
+            self.spans = [span]
+        elif len(spans) < self.limit:
+            spans.append(span)
         else:
             self.refused += 1
 
     def deferred(self) -> tuple[list[DeferredSpan], int]:
-        return self.spans, self.refused
+        return self.spans or [], self.refused
 
 
 def parent_context() -> Context | None:
@@ -157,20 +180,23 @@ class LocalRoots:
         self._default_sampler = description == _DEFAULT_SAMPLER
         self._resource = resource
         self._scope = scope
+        bound = keeper.ratio_bound
+        self._ratio = bound / _SPAN_OF_64
+        self._threshold_ns = keeper.threshold_ns
+        self._root_type: type[RootScope] = type(
+            "RootScope",
+            (RootScope,),
+            {"__module__": __name__, "limit": keeper.max_spans_per_trace, "ratio_bound": bound},
+        )
 
     def open(self, name: str, kind: SpanKind, parent: Context | None = None) -> RootScope:
         if parent is None and self._default_sampler:
             # The common case (a request without traceparent, the default sampler) answered
-            # without asking anyone: a new sampled trace.
-            root = RootScope(
-                name,
-                kind,
-                random.getrandbits(128) or 1,
-                random.getrandbits(64) or 1,
-                None,
-                True,
-                self.keeper.max_spans_per_trace,
-            )
+            # without asking anyone: a new sampled trace, its ids drawn if ever needed.
+            root = self._root_type(name, kind)
+            ratio = self._ratio
+            if ratio and (ratio >= 1.0 or random.random() < ratio):
+                root.ratio_kept = True
             root.buffer_token = current_buffer.set(root)
             return root
         remote: SpanContext | None = None
@@ -178,24 +204,19 @@ class LocalRoots:
             remote = trace.get_current_span(parent).get_span_context()
             if not remote.is_valid:
                 remote, parent = None, None
-        trace_id = remote.trace_id if remote is not None else random.getrandbits(128) or 1
-        trace_state = None
-        if self._default_sampler:
-            sampled = remote is None or remote.trace_flags.sampled
+        root = self._root_type(name, kind)
+        if remote is not None:
+            root._trace_id = remote.trace_id
+            root.parent = remote
         else:
-            decision = self._sampler.should_sample(parent, trace_id, name, kind)
-            sampled = decision.decision is Decision.RECORD_AND_SAMPLE
-            trace_state = decision.trace_state
-        root = RootScope(
-            name,
-            kind,
-            trace_id,
-            random.getrandbits(64) or 1,
-            remote,
-            sampled,
-            self.keeper.max_spans_per_trace,
-            trace_state,
-        )
+            root._trace_id = random.getrandbits(128) or 1
+        root.ratio_kept = self.keeper.ratio_keeps(root._trace_id)
+        if self._default_sampler:
+            root.sampled = remote is None or remote.trace_flags.sampled
+        else:
+            decision = self._sampler.should_sample(parent, root._trace_id, name, kind)
+            root.sampled = decision.decision is Decision.RECORD_AND_SAMPLE
+            root.trace_state = decision.trace_state
         root.buffer_token = current_buffer.set(root)
         return root
 
@@ -206,17 +227,54 @@ class LocalRoots:
         error: BaseException | None = None,
         description: str | None = None,
     ) -> float:
-        """Decide the trace's fate while the root is still current; returns its duration (s)."""
+        """Decide the trace's fate while the root is still current; returns its duration (s).
+
+        The same rule as `SlowTraceKeeper.decide`, written out because it runs on every request.
+        """
         root.duration_ns = duration = time.perf_counter_ns() - root.start_perf_ns
         if failed:
             root.error, root.error_description = error, description or "error"
         if root.sampled:
-            keeper = self.keeper
-            trace_id = root.trace_id
-            root.reason = reason = keeper.decide(trace_id, duration, failed)
-            if reason is not None:
-                root.start_ns = time.time_ns() - duration
-                keeper.settle(trace_id, reason, root)
+            if failed:
+                reason: str | None = "error"
+            elif duration > self._threshold_ns:
+                reason = "slow"
+            elif root.ratio_kept:
+                reason = "ratio"
+            else:
+                return duration / 1e9
+            root.reason = reason
+            root.start_ns = time.time_ns() - duration
+            self.keeper.settle(root.trace_id, reason, root)
+        return duration / 1e9
+
+    def finish(self, root: RootScope, failed: bool, description: str | None = None) -> float:
+        """`settle`, then `close` at once if the trace is dropped (the common case, in one call):
+        returns the duration (s). A kept root is left open: the caller records its exemplar and
+        then calls `close` with the span's attributes."""
+        root.duration_ns = duration = time.perf_counter_ns() - root.start_perf_ns
+        if failed:
+            root.error_description = description or "error"
+            reason: str | None = "error"
+        elif duration > self._threshold_ns:
+            reason = "slow"
+        elif root.ratio_kept:
+            reason = "ratio"
+        else:
+            reason = None
+        if reason is not None and root.sampled:
+            root.reason = reason
+            root.start_ns = time.time_ns() - duration
+            self.keeper.settle(root.trace_id, reason, root)
+            return duration / 1e9
+        current_buffer.reset(root.buffer_token)  # type: ignore[arg-type]
+        root.buffer_token = None
+        if root.sampled:
+            trace_id = root._trace_id
+            if trace_id:
+                self.keeper.drop_root(trace_id)
+            else:  # an id nobody drew cannot be the parent of a late child
+                self.keeper.stats.dropped_traces += 1
         return duration / 1e9
 
     def close(
@@ -228,12 +286,13 @@ class LocalRoots:
         if root.reason is not None:
             self.keeper.finish_root(root.trace_id, lambda: self._readable(root, attributes))
         elif root.sampled:
-            self.keeper.drop_root(root.trace_id)
+            # An id nobody drew cannot be the parent of a late child: nothing to remember.
+            self.keeper.drop_root(root._trace_id or None)
 
     def _readable(
         self, root: RootScope, attributes: Callable[[], dict[str, AttributeValue]] | None
     ) -> ReadableSpan:
-        attrs = dict(root.attributes)
+        attrs = dict(root.attributes or {})
         if attributes is not None:
             attrs.update(attributes())
         if root.reason is not None:

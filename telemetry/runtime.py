@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -83,7 +82,8 @@ class Telemetry:
         self.tracer = sdk.tracer
         self.meter = sdk.meter
         self.process = ProcessSampler()
-        self.active_requests: Counter[str] = Counter()
+        # A plain dict (not a Counter): the exact type takes CPython's fast subscript paths.
+        self.active_requests: dict[str, int] = {}
         """In-flight HTTP requests by method: the middleware counts, an observer reads."""
         self.loop_lag = EventLoopLagMonitor(
             self.instruments.event_loop_lag, config.loop_lag_interval

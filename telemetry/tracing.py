@@ -48,9 +48,13 @@ type or None. `describe` runs only for a kept trace, so a dropped one never buil
 class TraceBuffer(Protocol):
     """Where deferred spans of the current local root go (see roots.RootScope)."""
 
-    trace_id: int
     start_ns: int
     start_perf_ns: int
+    ratio_kept: bool
+    """The ratio part of the trace's keep decision, known while it runs."""
+
+    @property
+    def trace_id(self) -> int: ...
 
     @property
     def context(self) -> SpanContext: ...
@@ -108,7 +112,7 @@ class SlowTraceKeeper(SpanProcessor):
             raise ValueError("ratio must be within [0, 1]")
         self._sink = sink
         self._resource = resource
-        self._threshold_ns = int(slower_than_ms * 1_000_000)
+        self.threshold_ns = int(slower_than_ms * 1_000_000)
         self.ratio_bound = round(ratio * (1 << 64))
         """Trace ids whose lower 64 bits are below this are kept by ratio."""
         self.max_spans_per_trace = max_spans_per_trace
@@ -131,7 +135,7 @@ class SlowTraceKeeper(SpanProcessor):
         """Why this trace is kept ("error", "slow", "ratio"), or None to drop it."""
         if failed:
             return "error"
-        if duration_ns > self._threshold_ns:
+        if duration_ns > self.threshold_ns:
             return "slow"
         if (trace_id & _LOWER_64) < self.ratio_bound:
             return "ratio"
@@ -144,19 +148,21 @@ class SlowTraceKeeper(SpanProcessor):
             if buffer is not None and reason is not None:
                 self._buffers[trace_id] = buffer
 
-    def drop_root(self, trace_id: int) -> None:
+    def drop_root(self, trace_id: int | None) -> None:
         """A lightweight local root ended and is not kept: forget it and whatever it held.
 
         The common case (nothing held) takes no lock: the decision only goes into a set that
-        late children are checked against.
+        late children are checked against. None: a root whose id was never drawn, so nothing
+        can refer to it.
         """
-        recent = self._dropped_recent
-        if len(recent) >= self._max_pending:
-            recent.clear()
-        recent.add(trace_id)
-        if self._pending:
-            with self._lock:
-                self._pending.pop(trace_id, None)
+        if trace_id is not None:
+            recent = self._dropped_recent
+            if len(recent) >= self._max_pending:
+                recent.clear()
+            recent.add(trace_id)
+            if self._pending:
+                with self._lock:
+                    self._pending.pop(trace_id, None)
         self.stats.dropped_traces += 1
 
     def is_kept(self, trace_id: int) -> bool:

@@ -33,7 +33,7 @@ class _OpScope:
         if error:
             self._attributes["error.type"] = error
         self._roots.settle(self._root, error is not None, description=error)
-        self._root.attributes.update(self._attributes)
+        self._root.annotate(self._attributes)
         self._roots.close(self._root)
 
 
@@ -58,7 +58,7 @@ class WebSocketTelemetry:
     def disconnect(self, route: str, close_code: int, duration_s: float) -> None:
         self._duration.record(duration_s, {"websocket.close_code": close_code})
         root = self._roots.open("WS disconnect", SpanKind.SERVER)
-        root.attributes.update(
+        root.annotate(
             {
                 "http.route": route,
                 "websocket.close_code": close_code,

@@ -11,6 +11,12 @@ from typing import Protocol
 CacheOperation = str  # "get" | "set" | "delete"
 CacheResult = str  # "hit" | "miss" for reads, "" otherwise
 
+SERVED_TIER_SCOPE_KEY = "market_api.served_from_tier"
+"""ASGI scope key set on a request answered before routing from the in-process tier (value: the
+tier, `near` or `memory`). Such a lookup is one dict read, cheaper than the two clock reads that
+would time it, so it is counted (`CacheStats.requests`) but gets no operation scope; the request's
+server span carries the tier instead, should its trace be kept."""
+
 
 class CacheOperationScope(Protocol):
     def finish(self, backend: str, result: CacheResult, error: BaseException | None) -> None:

@@ -175,9 +175,10 @@ class CacheManager:
         """Serve from the in-process tier only, synchronously: a hit costs one dict lookup.
 
         `accept` turns the entry into what the caller serves, or None if it cannot use it. Only
-        a used hit is counted and instrumented (as a `get` hit of its tier); anything else
-        records nothing, because the caller then does the full `get`, which records the lookup
-        once, as a hit or a miss.
+        a used hit is counted (as a `get` hit of its tier); anything else records nothing,
+        because the caller then does the full `get`, which records the lookup once, as a hit or
+        a miss. No instrumentation scope is opened: timing one dict read would cost more than
+        the read (see `SERVED_TIER_SCOPE_KEY` for what telemetry records instead).
         """
         if self.force_miss:
             return None
@@ -189,7 +190,6 @@ class CacheManager:
         local = self.memory if self.shared is None else self.near
         if local is None:
             return None
-        scope = self.instrumentation.start("get", namespace)
         found = local.lookup_now(data_key(self.key_prefix, namespace, version[0], key))
         if found is None:
             return None
@@ -198,7 +198,6 @@ class CacheManager:
         if value is None:
             return None
         self.stats.requests[(namespace, "hit", tier)] += 1
-        scope.finish(tier, "hit", None)
         return value
 
     async def set(self, namespace: str, key: str, value: Any, ttl: int | None = None) -> bool:

@@ -67,7 +67,9 @@ async def test_cache_metrics_on_the_scrape_path() -> None:
         assert requests[("api", "hit", "memory")] == 2
         durations = await t.samples("cache_operation_duration_seconds_count")
         ops = {(s.labels["cache_operation"], s.labels["cache_backend"]): s.value for s in durations}
-        assert ops[("get", "memory")] >= 4
+        # The first answer's two misses (api, market) are timed; the two later answers were
+        # served before routing from the in-process tier: counted above, not timed.
+        assert ops[("get", "memory")] == 2
         assert ops[("set", "memory")] == 2
         (breaker,) = await t.samples("cache_breaker_state")
         assert breaker.value == 0

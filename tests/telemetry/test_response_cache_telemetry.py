@@ -1,4 +1,5 @@
-"""Requests answered in front of routing are measured, traced and counted like any other."""
+"""Requests answered in front of routing are measured, traced and counted like any other; the
+in-process lookup behind them is counted, and named on the server span, but not timed."""
 
 from __future__ import annotations
 
@@ -25,15 +26,19 @@ async def test_front_served_hits_keep_route_template_span_and_counts() -> None:
         last = roots[-1]
         assert last.context is not None
         assert dict(last.attributes or {})["http.response.status_code"] == 304
-        (hit,) = [
-            s
+        # Served before routing: the in-process lookup is not a child span (one dict read,
+        # not worth two clock reads); the server span says where the answer came from.
+        assert [
+            s.name
             for s in t.spans.spans
             if s.context is not None
             and s.context.trace_id == last.context.trace_id
             and s.name.startswith("cache.")
-        ]
-        assert hit.name == "cache.get market"
-        assert dict(hit.attributes or {})["cache.result"] == "hit"
+        ] == []
+        attributes = dict(last.attributes or {})
+        assert (attributes["cache.result"], attributes["cache.backend"]) == ("hit", "memory")
+        first = dict(roots[0].attributes or {})
+        assert "cache.result" not in first, "the first answer went through routing"
         counts = {
             (s.labels["http_route"], s.labels["http_response_status_code"]): s.value
             for s in await t.samples("http_server_request_duration_seconds_count")
@@ -78,4 +83,6 @@ async def test_near_hits_are_labelled_near(memcached: ManagedProcess) -> None:
             (s.labels["cache_operation"], s.labels["cache_backend"])
             for s in await t.samples("cache_operation_duration_seconds_count")
         }
-        assert ("get", "near") in ops
+        # Near hits came from the front (no timing); the memcached lookups were timed.
+        assert ("get", "near") not in ops
+        assert ("get", "memcached") in ops

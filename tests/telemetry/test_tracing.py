@@ -101,10 +101,18 @@ def _cache_span(data: tuple[object, ...]) -> tuple[str, dict[str, AttributeValue
 described: list[tuple[object, ...]] = []
 
 
+def _root(name: str, trace_id: int, limit: int) -> RootScope:
+    """A local root with known ids and its own span limit (LocalRoots draws both itself)."""
+    bounded = type("BoundedRoot", (RootScope,), {"limit": limit})
+    root = bounded(name, SpanKind.SERVER)
+    root._trace_id, root._span_id = trace_id, 9
+    return root
+
+
 def test_deferred_spans_materialize_only_for_kept_traces() -> None:
     k, sink = keeper()
     root_ctx = SpanContext(7, 9, is_remote=False, trace_flags=TraceFlags(1))
-    root = RootScope("GET /x", SpanKind.SERVER, 7, 9, None, sampled=True, limit=2)
+    root = _root("GET /x", trace_id=7, limit=2)
     for i in range(3):
         root.add((10, 20, _cache_span, (f"api{i}",), None))
     assert root.refused == 1
@@ -120,7 +128,7 @@ def test_deferred_spans_materialize_only_for_kept_traces() -> None:
     assert k.stats.overflow_spans == 1
 
     described.clear()
-    other = RootScope("GET /y", SpanKind.SERVER, 8, 9, None, sampled=True, limit=5)
+    other = _root("GET /y", trace_id=8, limit=5)
     other.add((1, 2, _cache_span, ("api",), None))
     k.drop_root(8)
     assert k.stats.dropped_traces == 1
