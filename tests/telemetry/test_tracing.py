@@ -103,7 +103,7 @@ described: list[tuple[object, ...]] = []
 
 def _root(name: str, trace_id: int, limit: int) -> RootScope:
     """A local root with known ids and its own span limit (LocalRoots draws both itself)."""
-    bounded = type("BoundedRoot", (RootScope,), {"limit": limit})
+    bounded: type[RootScope] = type("BoundedRoot", (RootScope,), {"limit": limit})
     root = bounded(name, SpanKind.SERVER)
     root._trace_id, root._span_id = trace_id, 9
     return root
