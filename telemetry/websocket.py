@@ -104,10 +104,26 @@ def register_websocket_observers(meter: Meter, stats: WebSocketStats) -> None:
         unit="{connection}",
         description="Closed WebSocket connections by close code.",
     )
+    relayed = "between replicas through Redis"
     for name, counter, what in (
         ("websocket.messages.sent", stats.messages_sent, "Frames handed to clients"),
         ("websocket.messages.received", stats.messages_received, "Frames received"),
         ("websocket.messages.dropped", stats.messages_dropped, "Updates dropped (full queue)"),
+        (
+            "websocket.broker.messages.published",
+            stats.broker_published,
+            f"Broadcasts relayed {relayed}",
+        ),
+        (
+            "websocket.broker.messages.received",
+            stats.broker_received,
+            f"Broadcasts received {relayed}",
+        ),
+        (
+            "websocket.broker.messages.dropped",
+            stats.broker_dropped,
+            f"Broadcasts not relayed {relayed}",
+        ),
     ):
         meter.create_observable_counter(
             name,
@@ -129,14 +145,3 @@ def register_websocket_observers(meter: Meter, stats: WebSocketStats) -> None:
         description="1 while this replica is subscribed to the fleet's broadcast channel in "
         "Redis; 0 without Redis.",
     )
-    for name, counter, what in (
-        ("websocket.broker.messages.published", stats.broker_published, "Broadcasts relayed"),
-        ("websocket.broker.messages.received", stats.broker_received, "Broadcasts received"),
-        ("websocket.broker.messages.dropped", stats.broker_dropped, "Broadcasts not relayed"),
-    ):
-        meter.create_observable_counter(
-            name,
-            [by_family(counter)],
-            unit="{message}",
-            description=f"{what} between replicas through Redis, by topic family.",
-        )
