@@ -31,7 +31,7 @@ from app.upstream.factory import build_exchange_client
 from app.upstream.health import HealthTrackedExchange, UpstreamHealth
 from app.ws.fleet import fleet_redis
 from app.ws.lifecycle import start_realtime
-from telemetry.http import TelemetryMiddleware
+from telemetry.http import TelemetryMiddleware, TraceRootMiddleware
 from telemetry.runtime import Telemetry
 from telemetry.setup import prometheus_endpoint, telemetry_from_environment
 
@@ -53,9 +53,16 @@ def tune_garbage_collector(settings: Settings) -> None:
         gc.set_threshold(settings.gc_gen0_threshold, gen1, gen2)
 
 
+def instrument_routing(app: FastAPI, telemetry: Telemetry) -> None:
+    """The layer that opens a request's trace root; added before the response cache, so it
+    runs inside it and a request answered before routing never pays for a root."""
+    app.add_middleware(TraceRootMiddleware, roots=telemetry.roots)
+
+
 def instrument_http(app: FastAPI, telemetry: Telemetry) -> None:
     """The request middleware, recording into `telemetry`'s roots, request histogram and
-    in-flight counter, and the `/metrics` scrape endpoint."""
+    in-flight counter, and the `/metrics` scrape endpoint; added after the response cache,
+    so it runs outside it and served hits are measured."""
     app.add_middleware(
         TelemetryMiddleware,
         roots=telemetry.roots,
@@ -166,10 +173,13 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
-    # Added before the telemetry middleware, so it runs inside it: served hits are measured.
+    # Middleware added first runs innermost: trace roots, then the response cache, then the
+    # request telemetry around both, so served hits are measured but never open a root.
+    if pipeline is not None:  # no middleware and no /metrics without a pipeline
+        instrument_routing(app, pipeline)
     app.state.responses = ResponseCache()
     app.add_middleware(ResponseCacheMiddleware, responses=app.state.responses)
-    if pipeline is not None:  # no middleware and no /metrics without a pipeline
+    if pipeline is not None:
         instrument_http(app, pipeline)
     app.include_router(market.router)
     app.include_router(monitoring.router)

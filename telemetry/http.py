@@ -3,6 +3,13 @@
 Written as plain ASGI rather than BaseHTTPMiddleware (no extra task per request) and reading the
 matched route template from the scope after the app ran, so `http.route` is always a template
 (`/api/market/tickers/{symbol}`), and every path that matched nothing shares one value.
+
+Two layers. `TelemetryMiddleware`, outermost, times and counts every request and settles its
+trace. `TraceRootMiddleware`, innermost (after the response cache, before routing), opens the
+request's local root: only a request that reaches routing can have child spans or need the
+trace context, so only those pay for a root and a context switch. A request answered before
+routing (a response-cache hit, the hot path) gets its keep decision at the end
+(`LocalRoots.judge`), and a span only if it is kept: slow, failed or sampled by ratio.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ KNOWN_METHODS: Final = frozenset(
 _SERVER: Final = SpanKind.SERVER
 # Scrapes are frequent and uninteresting as traces; they are still measured.
 UNTRACED_PATHS: Final = frozenset({"/metrics"})
+_START_KEY: Final = "market_api.request_start_ns"
+"""Set by `TelemetryMiddleware` on a traced request: the root opened inside starts there."""
+_ROOT_KEY: Final = "market_api.trace_root"
+"""Set by `TraceRootMiddleware` when it opened the request's root."""
 
 
 class _HeaderGetter(Getter[list[tuple[bytes, bytes]]]):
@@ -104,28 +115,49 @@ class TelemetryMiddleware:
                 key, attrs = self._key_and_attrs(scope, method, status)
                 duration_histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
             return
-        headers = scope["headers"]
-        parent = None
-        for name, _ in headers:
-            if name == b"traceparent":
-                parent = _parent_context(headers)
-                break
-        root = roots.open(method, _SERVER, parent)
+        start = scope[_START_KEY] = time.perf_counter_ns()
         try:
             await self.app(scope, receive, send_with_status)
         except BaseException as exc:
             active[method] -= 1
             key, attrs = self._key_and_attrs(scope, method, status)
-            duration = roots.settle(root, True, exc, type(exc).__name__)
-            duration_histogram.record(duration, key, attrs, root.context)
-            roots.close(root, self._describer(root, scope, key, attrs))
+            root = scope.get(_ROOT_KEY)
+            if root is None:
+                parent = _parent_context(scope["headers"])
+                duration, root = roots.judge(
+                    method, _SERVER, parent, start, True, exc, type(exc).__name__
+                )
+            else:
+                duration = roots.settle(root, True, exc, type(exc).__name__)
+            if root is None:
+                duration_histogram.record(duration, key, attrs)
+            else:
+                duration_histogram.record(duration, key, attrs, root.context)
+                roots.close(root, self._describer(root, scope, key, attrs))
             raise
         # The common path, written out: it runs on every request.
         active[method] -= 1
         route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
         key = (method, route, status)
         attrs = self._attributes.get(key) or self._new_attrs(key)
-        if status < 500:
+        root = scope.get(_ROOT_KEY)
+        if root is None:  # answered before routing: judged now, a root only if kept
+            headers = scope["headers"]
+            parent = None
+            for name, _ in headers:
+                if name == b"traceparent":
+                    parent = _parent_context(headers)
+                    break
+            if status < 500:
+                duration, root = roots.judge(method, _SERVER, parent, start, False)
+            else:
+                duration, root = roots.judge(
+                    method, _SERVER, parent, start, True, None, f"HTTP {status}"
+                )
+            if root is None:
+                duration_histogram.record(duration, key, attrs)
+                return
+        elif status < 500:
             duration = roots.finish(root, False)
         else:
             duration = roots.finish(root, True, f"HTTP {status}")
@@ -165,6 +197,27 @@ class TelemetryMiddleware:
         }
         self._attributes[key] = attrs
         return attrs
+
+
+class TraceRootMiddleware:
+    """Innermost, before routing: opens the local root of a request `TelemetryMiddleware`
+    traces, so deferred cache spans, upstream spans and exemplars below it have a parent. The
+    root starts when the outer layer started timing; the outer layer settles and closes it."""
+
+    def __init__(self, app: ASGIApp, *, roots: LocalRoots) -> None:
+        self.app = app
+        self.roots = roots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = scope.get(_START_KEY) if scope["type"] == "http" else None
+        if start is not None and _ROOT_KEY not in scope:
+            method = scope["method"]
+            if method not in KNOWN_METHODS:
+                method = "_OTHER"
+            root = self.roots.open(method, _SERVER, _parent_context(scope["headers"]))
+            root.start_perf_ns = start
+            scope[_ROOT_KEY] = root
+        await self.app(scope, receive, send)
 
 
 def _span_attributes(

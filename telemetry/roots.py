@@ -190,6 +190,48 @@ class LocalRoots:
         )
 
     def open(self, name: str, kind: SpanKind, parent: Context | None = None) -> RootScope:
+        """A root that is current (in `current_buffer`) until `finish` or `close`."""
+        root = self._fresh(name, kind, parent)
+        root.buffer_token = current_buffer.set(root)
+        return root
+
+    def judge(
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: Context | None,
+        start_perf_ns: int,
+        failed: bool,
+        error: BaseException | None = None,
+        description: str | None = None,
+    ) -> tuple[float, RootScope | None]:
+        """The keep decision for work that ended without opening a root, because nothing in it
+        could have needed one (no child span, no context): a request answered before routing.
+
+        Returns the duration (s) and, for a kept trace only, a settled root for the caller to
+        `close` with its attributes. The common case, a fast dropped request, costs one clock
+        read and one `random()`: no root, no context switch, no id.
+        """
+        root: RootScope | None = None
+        if parent is None and self._default_sampler and not failed:
+            duration = time.perf_counter_ns() - start_perf_ns
+            if duration <= self._threshold_ns:
+                ratio = self._ratio
+                if not ratio or (ratio < 1.0 and random.random() >= ratio):
+                    self.keeper.stats.dropped_traces += 1
+                    return duration / 1e9, None
+                root = self._root_type(name, kind)  # kept by ratio, decided just now
+                root.ratio_kept = True
+        if root is None:
+            root = self._fresh(name, kind, parent)
+        root.start_perf_ns = start_perf_ns
+        seconds = self.settle(root, failed, error, description)
+        if root.reason is None:
+            self.close(root)  # counted as dropped
+            return seconds, None
+        return seconds, root
+
+    def _fresh(self, name: str, kind: SpanKind, parent: Context | None) -> RootScope:
         if parent is None and self._default_sampler:
             # The common case (a request without traceparent, the default sampler) answered
             # without asking anyone: a new sampled trace, its ids drawn if ever needed.
@@ -197,7 +239,6 @@ class LocalRoots:
             ratio = self._ratio
             if ratio and (ratio >= 1.0 or random.random() < ratio):
                 root.ratio_kept = True
-            root.buffer_token = current_buffer.set(root)
             return root
         remote: SpanContext | None = None
         if parent is not None:
@@ -217,7 +258,6 @@ class LocalRoots:
             decision = self._sampler.should_sample(parent, root._trace_id, name, kind)
             root.sampled = decision.decision is Decision.RECORD_AND_SAMPLE
             root.trace_state = decision.trace_state
-        root.buffer_token = current_buffer.set(root)
         return root
 
     def settle(

@@ -86,3 +86,25 @@ async def test_near_hits_are_labelled_near(memcached: ManagedProcess) -> None:
         # Near hits came from the front (no timing); the memcached lookups were timed.
         assert ("get", "near") not in ops
         assert ("get", "memcached") in ops
+
+
+async def test_served_hits_join_the_callers_trace() -> None:
+    async with traced_app(keep_ratio=1.0) as t:
+        await t.client.get("/api/market/tickers/BTCUSDT")
+        traceparent = f"00-{'ab' * 16}-{'cd' * 8}-01"
+        served = await t.client.get(
+            "/api/market/tickers/BTCUSDT", headers={"traceparent": traceparent}
+        )
+        assert served.status_code == 200
+        last = t.spans.named(f"GET {ROUTE}")[-1]
+        assert last.context is not None and last.context.trace_id == int("ab" * 16, 16)
+        assert last.parent is not None and last.parent.span_id == int("cd" * 8, 16)
+        assert dict(last.attributes or {})["cache.result"] == "hit"
+
+
+async def test_dropped_served_hits_are_counted_and_export_nothing() -> None:
+    async with traced_app(keep_ratio=0.0) as t:
+        for _ in range(5):
+            assert (await t.client.get("/api/market/tickers/BTCUSDT")).status_code == 200
+        assert t.spans.named(f"GET {ROUTE}") == []
+        assert t.telemetry.keeper.stats.dropped_traces == 5
