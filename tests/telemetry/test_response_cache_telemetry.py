@@ -97,8 +97,10 @@ async def test_served_hits_join_the_callers_trace() -> None:
         )
         assert served.status_code == 200
         last = t.spans.named(f"GET {ROUTE}")[-1]
-        assert last.context is not None and last.context.trace_id == int("ab" * 16, 16)
-        assert last.parent is not None and last.parent.span_id == int("cd" * 8, 16)
+        assert last.context is not None
+        assert last.context.trace_id == int("ab" * 16, 16)
+        assert last.parent is not None
+        assert last.parent.span_id == int("cd" * 8, 16)
         assert dict(last.attributes or {})["cache.result"] == "hit"
 
 

@@ -48,11 +48,13 @@ def test_a_slow_request_is_kept_with_its_whole_duration() -> None:
     r, sink = roots(ratio=0.0, slower_than_ms=5.0)
     start = time.perf_counter_ns() - 20_000_000  # began 20 ms ago
     seconds, root = r.judge("GET", SERVER, None, start, False)
-    assert root is not None and root.reason == "slow"
+    assert root is not None
+    assert root.reason == "slow"
     assert seconds >= 0.02
     r.close(root, lambda: {"http.route": "/x"})
     (span,) = sink.spans
-    assert span.end_time is not None and span.start_time is not None
+    assert span.end_time is not None
+    assert span.start_time is not None
     assert span.end_time - span.start_time >= 20_000_000
     assert dict(span.attributes or {})["sampling.keep_reason"] == "slow"
     assert r.keeper.stats.kept_traces == 1
@@ -62,7 +64,8 @@ def test_a_failed_request_is_kept_with_its_exception() -> None:
     r, sink = roots(ratio=0.0)
     error = RuntimeError("boom")
     _, root = r.judge("GET", SERVER, None, time.perf_counter_ns(), True, error, "RuntimeError")
-    assert root is not None and root.reason == "error"
+    assert root is not None
+    assert root.reason == "error"
     r.close(root)
     (span,) = sink.spans
     assert span.status.description == "RuntimeError"
@@ -78,8 +81,10 @@ def test_the_remote_parent_is_obeyed() -> None:
     assert kept is not None
     r.close(kept)
     (span,) = sink.spans
-    assert span.context is not None and span.context.trace_id == 0xDEF
-    assert span.parent is not None and span.parent.span_id == 0x42
+    assert span.context is not None
+    assert span.context.trace_id == 0xDEF
+    assert span.parent is not None
+    assert span.parent.span_id == 0x42
 
 
 def test_the_ratio_is_honoured_and_agrees_with_the_trace_id() -> None:
