@@ -19,6 +19,13 @@ and the medians are compared, so a noisy neighbour hits every contender alike. C
   the `bench` extra (`pip install -e '.[bench]'`) and are skipped without it.
 
 Prints req/s per round, then each median as a share of the floor's median.
+
+Then telemetry on / off once more, paired (`--paired N` rounds, 0 to skip): the two servers of a
+backend run at the same time, both on CPU 1, each driven by its own `wrk -t1 -c16` on CPU 0, and
+the ratio is their requests per CPU-second (user + system time of each whole process, export
+threads included). The scheduler shares the core, so a noisy neighbour or a frequency change
+hits both servers in the same second: the per-round spread is a few per cent, against the
++/-25 % of consecutive rounds on this kind of VM.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import importlib.util
 import shutil
 import statistics
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +43,15 @@ from pathlib import Path
 
 import httpx
 
-from bench.telemetry_overhead import ROUTE, Scraper, drive, receiver, uvicorn_app
+from bench.telemetry_overhead import (
+    ROUTE,
+    Scraper,
+    cpu_ticks,
+    drive,
+    receiver,
+    uvicorn_app,
+    uvicorn_process,
+)
 from devstack.memcached import memcached_process
 
 TARGETS = {
@@ -114,6 +130,50 @@ def run_one(contender: Contender, seconds: float) -> float:
         return rps
 
 
+def paired_round(off: Contender, on: Contender, seconds: float) -> tuple[float, float]:
+    """`off` and `on` served at once on CPU 1, each loaded by its own wrk: the throughput ratio
+    on / off and the ratio of requests per CPU-second, on / off."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(uvicorn_process(c.env, c.target)) for c in (off, on)]
+        if on.scraped:
+            stack.enter_context(Scraper(servers[1].url))
+        rps: dict[int, float] = {}
+
+        def load(index: int) -> None:
+            rps[index] = drive(servers[index].url, seconds, connections=16)
+
+        before = [cpu_ticks(s.pid) for s in servers]
+        loaders = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+        for loader in loaders:
+            loader.start()
+        for loader in loaders:
+            loader.join()
+        ticks = [cpu_ticks(s.pid) - b for s, b in zip(servers, before, strict=True)]
+    if len(rps) != 2:
+        raise RuntimeError("a load generator failed; see above")
+    per_cpu = (rps[1] / ticks[1]) / (rps[0] / ticks[0])
+    return rps[1] / rps[0], per_cpu
+
+
+def paired(chosen: list[Contender], rounds: int, seconds: float) -> dict[str, list[float]]:
+    """Per backend, the per-CPU on / off ratio of each paired round."""
+    by_name = {c.name: c for c in chosen}
+    ratios: dict[str, list[float]] = {}
+    for backend in ("memory", "memcached"):
+        off, on = by_name.get(f"{backend}/off"), by_name.get(f"{backend}/on")
+        if off is None or on is None:
+            continue
+        for i in range(rounds):
+            throughput, per_cpu = paired_round(off, on, seconds)
+            ratios.setdefault(backend, []).append(per_cpu)
+            print(
+                f"paired round {i + 1} {backend:>9}: on / off {per_cpu:.3f} per CPU-second "
+                f"({throughput:.3f} in requests)",
+                flush=True,
+            )
+    return ratios
+
+
 @contextmanager
 def environment() -> Iterator[list[Contender]]:
     with tempfile.TemporaryDirectory() as tmp, receiver() as otlp:
@@ -123,7 +183,7 @@ def environment() -> Iterator[list[Contender]]:
             yield contenders(otlp, memcached.address, str(body))
 
 
-def report(results: dict[str, list[float]]) -> None:
+def report(results: dict[str, list[float]], pairs: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(rps) for name, rps in results.items() if rps}
     floor = medians.get("floor")
     print("\n| contender | median req/s | share of the floor | target |")
@@ -136,6 +196,12 @@ def report(results: dict[str, list[float]]) -> None:
         on, off = medians.get(f"{backend}/on"), medians.get(f"{backend}/off")
         if on and off:
             print(f"{backend}: telemetry on / off = {on / off:.3f} (target >= 0.85)")
+    for backend, ratios in pairs.items():
+        print(
+            f"{backend}: telemetry on / off, paired = {statistics.median(ratios):.3f} "
+            f"(median of {len(ratios)}, range {min(ratios):.3f}-{max(ratios):.3f}; "
+            "target >= 0.85)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8, help="per contender and round")
     parser.add_argument("--only", default="", help="comma-separated contender names (and floor)")
+    parser.add_argument(
+        "--paired", type=int, default=5, help="paired telemetry on/off rounds per backend (0: none)"
+    )
     args = parser.parse_args(argv)
     print(f"load: {'wrk -t1 -c32' if shutil.which('wrk') else 'python load generator, 32 conn'}")
     with environment() as everyone:
@@ -159,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
                 rps = run_one(contender, args.seconds)
                 results[contender.name].append(rps)
                 print(f"round {i + 1} {contender.name:>26}: {rps:8.0f} req/s", flush=True)
-    report(results)
+        pairs = paired(chosen, args.paired, args.seconds)
+    report(results, pairs)
 
 
 if __name__ == "__main__":

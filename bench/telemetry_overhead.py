@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -66,6 +67,14 @@ def http_options(http: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running app under uvicorn: its URL and its process (for CPU accounting)."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
 def uvicorn_app(
     env: dict[str, str],
@@ -76,6 +85,19 @@ def uvicorn_app(
 ) -> Iterator[str]:
     """`target` (an ASGI app, or with `factory` a function building one) under uvicorn on
     CPU 1, with `http`'s HTTP layer (`http_options`), warmed on `route`."""
+    with uvicorn_process(env, target, route, factory, http) as served:
+        yield served.url
+
+
+@contextmanager
+def uvicorn_process(
+    env: dict[str, str],
+    target: str = "app.main:app",
+    route: str = ROUTE,
+    factory: bool = False,
+    http: str = "market-api",
+) -> Iterator[Served]:
+    """`uvicorn_app`, yielding the process id too."""
     port = free_port()
     argv = [
         *_pin(1),
@@ -94,16 +116,24 @@ def uvicorn_app(
         *http_options(http),
     ]
     full_env = {**os.environ, "UPSTREAM_LATENCY_MS": "5", "UPSTREAM_JITTER_MS": "0", **env}
+    # taskset execs the interpreter, so the child keeps this pid.
     proc = subprocess.Popen(argv, env=full_env, cwd=ROOT)
     try:
         wait_for_port("127.0.0.1", port, timeout=30)
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):  # warm: cache filled, code paths hot
             httpx.get(url + route).raise_for_status()
-        yield url
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a whole process (every thread), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 @contextmanager
