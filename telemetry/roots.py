@@ -11,6 +11,9 @@ clock reads and one context-variable switch.
 
 The head sampler configured by `OTEL_TRACES_SAMPLER` is consulted when a root opens, except for
 the default (parent-based, always on), whose answer is known without asking.
+
+Work that cannot have children or need the context (a request answered before routing) opens no
+root at all: `judge` takes the same decision at its end and builds a root only to keep it.
 """
 
 from __future__ import annotations
