@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from random import random
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry import propagate
@@ -82,14 +83,21 @@ class TelemetryMiddleware:
         self.active = active
         """In-flight requests by method, read by the `http.server.active_requests` observer."""
         self._attributes: dict[tuple[str, str, int], dict[str, AttributeValue]] = {}
+        self._fast_threshold_ns, self._fast_ratio = roots.fast_drop_rule()
+        self._keeper_stats = roots.keeper.stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
+            await self._untraced(scope, receive, send)
             return
         method = scope["method"]
-        if method not in KNOWN_METHODS:
-            method = "_OTHER"
+        active = self.active
+        try:
+            active[method] += 1
+        except KeyError:  # first of its method, or not a method at all
+            if method not in KNOWN_METHODS:
+                method = "_OTHER"
+            active[method] = active.get(method, 0) + 1
         status = 500
 
         # A plain function returning `send`'s awaitable, not a coroutine: one frame less per
@@ -100,48 +108,75 @@ class TelemetryMiddleware:
                 status = message["status"]
             return send(message)
 
-        roots, duration_histogram = self.roots, self.http_duration
-        active = self.active
-        try:
-            active[method] += 1
-        except KeyError:
-            active[method] = 1
-        if scope["path"] in UNTRACED_PATHS:
-            start = time.perf_counter_ns()
-            try:
-                await self.app(scope, receive, send_with_status)
-            finally:
-                active[method] -= 1
-                key, attrs = self._key_and_attrs(scope, method, status)
-                duration_histogram.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
-            return
         start = scope[_START_KEY] = time.perf_counter_ns()
         try:
             await self.app(scope, receive, send_with_status)
         except BaseException as exc:
             active[method] -= 1
-            key, attrs = self._key_and_attrs(scope, method, status)
-            root = scope.get(_ROOT_KEY)
-            if root is None:
-                parent = _parent_context(scope["headers"])
-                duration, root = roots.judge(
-                    method, _SERVER, parent, start, True, exc, type(exc).__name__
-                )
-            else:
-                duration = roots.settle(root, True, exc, type(exc).__name__)
-            if root is None:
-                duration_histogram.record(duration, key, attrs)
-            else:
-                duration_histogram.record(duration, key, attrs, root.context)
-                roots.close(root, self._describer(root, scope, key, attrs))
+            self._failed(scope, method, status, start, exc)
             raise
-        # The common path, written out: it runs on every request.
         active[method] -= 1
         route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
         key = (method, route, status)
         attrs = self._attributes.get(key) or self._new_attrs(key)
+        ratio_kept: bool | None = None
+        if _ROOT_KEY not in scope and status < 500:
+            # The hot path, written out: answered before routing, fast, no incoming parent,
+            # dropped by ratio (`LocalRoots.judge`'s rule, from `fast_drop_rule`).
+            duration = time.perf_counter_ns() - start
+            if duration <= self._fast_threshold_ns:
+                for name, _ in scope["headers"]:
+                    if name == b"traceparent":
+                        break
+                else:
+                    if random() >= self._fast_ratio:
+                        self._keeper_stats.dropped_traces += 1
+                        self.http_duration.record(duration / 1e9, key, attrs)
+                        return
+                    ratio_kept = True
+        self._settle(scope, method, key, attrs, status, start, ratio_kept)
+
+    async def _untraced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSockets (their sessions have their own telemetry) pass through; scrapes are timed
+        and counted, never traced."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method not in KNOWN_METHODS:
+            method = "_OTHER"
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.active[method] = self.active.get(method, 0) + 1
+        start = time.perf_counter_ns()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self.active[method] -= 1
+            key, attrs = self._key_and_attrs(scope, method, status)
+            self.http_duration.record((time.perf_counter_ns() - start) / 1e9, key, attrs)
+
+    def _settle(
+        self,
+        scope: Scope,
+        method: str,
+        key: tuple[str, str, int],
+        attrs: dict[str, AttributeValue],
+        status: int,
+        start: int,
+        ratio_kept: bool | None,
+    ) -> None:
+        """Every ended request but a fast dropped served hit: its root settled and closed, or
+        (answered before routing) judged now."""
+        roots = self.roots
         root = scope.get(_ROOT_KEY)
-        if root is None:  # answered before routing: judged now, a root only if kept
+        if root is None:
             headers = scope["headers"]
             parent = None
             for name, _ in headers:
@@ -149,22 +184,43 @@ class TelemetryMiddleware:
                     parent = _parent_context(headers)
                     break
             if status < 500:
-                duration, root = roots.judge(method, _SERVER, parent, start, False)
+                duration, root = roots.judge(
+                    method, _SERVER, parent, start, False, ratio_kept=ratio_kept
+                )
             else:
                 duration, root = roots.judge(
                     method, _SERVER, parent, start, True, None, f"HTTP {status}"
                 )
             if root is None:
-                duration_histogram.record(duration, key, attrs)
+                self.http_duration.record(duration, key, attrs)
                 return
         elif status < 500:
             duration = roots.finish(root, False)
         else:
             duration = roots.finish(root, True, f"HTTP {status}")
         if root.reason is None:  # dropped, and already closed by `finish`
-            duration_histogram.record(duration, key, attrs)
+            self.http_duration.record(duration, key, attrs)
         else:
-            duration_histogram.record(duration, key, attrs, root.context)
+            self.http_duration.record(duration, key, attrs, root.context)
+            roots.close(root, self._describer(root, scope, key, attrs))
+
+    def _failed(
+        self, scope: Scope, method: str, status: int, start: int, exc: BaseException
+    ) -> None:
+        roots = self.roots
+        key, attrs = self._key_and_attrs(scope, method, status)
+        root = scope.get(_ROOT_KEY)
+        if root is None:
+            parent = _parent_context(scope["headers"])
+            duration, root = roots.judge(
+                method, _SERVER, parent, start, True, exc, type(exc).__name__
+            )
+        else:
+            duration = roots.settle(root, True, exc, type(exc).__name__)
+        if root is None:
+            self.http_duration.record(duration, key, attrs)
+        else:
+            self.http_duration.record(duration, key, attrs, root.context)
             roots.close(root, self._describer(root, scope, key, attrs))
 
     def _key_and_attrs(

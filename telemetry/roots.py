@@ -207,23 +207,27 @@ class LocalRoots:
         failed: bool,
         error: BaseException | None = None,
         description: str | None = None,
+        ratio_kept: bool | None = None,
     ) -> tuple[float, RootScope | None]:
         """The keep decision for work that ended without opening a root, because nothing in it
         could have needed one (no child span, no context): a request answered before routing.
 
         Returns the duration (s) and, for a kept trace only, a settled root for the caller to
         `close` with its attributes. The common case, a fast dropped request, costs one clock
-        read and one `random()`: no root, no context switch, no id.
+        read and one `random()`: no root, no context switch, no id. `ratio_kept` is the ratio
+        draw when the caller already made it (see `fast_drop_rule`).
         """
         root: RootScope | None = None
         if parent is None and self._default_sampler and not failed:
             duration = time.perf_counter_ns() - start_perf_ns
             if duration <= self._threshold_ns:
-                ratio = self._ratio
-                if not ratio or (ratio < 1.0 and random.random() >= ratio):
+                if ratio_kept is None:
+                    ratio = self._ratio
+                    ratio_kept = bool(ratio) and (ratio >= 1.0 or random.random() < ratio)
+                if not ratio_kept:
                     self.keeper.stats.dropped_traces += 1
                     return duration / 1e9, None
-                root = self._root_type(name, kind)  # kept by ratio, decided just now
+                root = self._root_type(name, kind)  # kept by ratio
                 root.ratio_kept = True
         if root is None:
             root = self._fresh(name, kind, parent)
@@ -233,6 +237,16 @@ class LocalRoots:
             self.close(root)  # counted as dropped
             return seconds, None
         return seconds, root
+
+    def fast_drop_rule(self) -> tuple[int, float]:
+        """`judge`'s common case for a caller that writes it out: work with no incoming parent
+        that took at most the first value (ns) is dropped when `random()` is at least the second
+        (then count it in `keeper.stats.dropped_traces`); otherwise call `judge`, passing
+        `ratio_kept=True` if the draw was made. The threshold is -1 (nothing qualifies) when a
+        configured head sampler must be asked."""
+        if not self._default_sampler:
+            return -1, 2.0
+        return self._threshold_ns, self._ratio
 
     def _fresh(self, name: str, kind: SpanKind, parent: Context | None) -> RootScope:
         if parent is None and self._default_sampler:

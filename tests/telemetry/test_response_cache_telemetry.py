@@ -110,3 +110,13 @@ async def test_dropped_served_hits_are_counted_and_export_nothing() -> None:
             assert (await t.client.get("/api/market/tickers/BTCUSDT")).status_code == 200
         assert t.spans.named(f"GET {ROUTE}") == []
         assert t.telemetry.keeper.stats.dropped_traces == 5
+
+
+async def test_served_hits_are_sampled_at_the_configured_ratio() -> None:
+    async with traced_app(keep_ratio=0.5) as t:
+        for _ in range(400):
+            assert (await t.client.get("/api/market/tickers/BTCUSDT")).status_code == 200
+        kept = len(t.spans.named(f"GET {ROUTE}"))
+        assert 140 < kept < 260, kept
+        stats = t.telemetry.keeper.stats
+        assert stats.kept_traces + stats.dropped_traces >= 400
