@@ -49,7 +49,7 @@ import psutil
 from websockets.asyncio.client import connect
 
 from app.settings import Settings
-from bench.telemetry_overhead import drive
+from bench.telemetry_overhead import cpu_seconds, drive
 from bench.ws_fanout import TOPIC, connect_all, raise_fd_limit
 from devstack.loadgen import LoadConfig, LoadGenerator
 from devstack.memcached import memcached_process
@@ -153,15 +153,6 @@ def fleet(size: int, shared: Backends, root: Path) -> Iterator[Fleet]:
         )
         nginx = stack.enter_context(nginx_process(root / "nginx", config, nginx_port))
         yield Fleet(replicas, nginx)
-
-
-def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 # ---------------------------------------------------------------------- 1. throughput

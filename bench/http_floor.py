@@ -42,11 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from bench.telemetry_overhead import (
     ROUTE,
     Scraper,
-    cpu_ticks,
+    cpu_seconds,
     drive,
     receiver,
     uvicorn_app,
@@ -142,16 +143,17 @@ def paired_round(off: Contender, on: Contender, seconds: float) -> tuple[float, 
         def load(index: int) -> None:
             rps[index] = drive(servers[index].url, seconds, connections=16)
 
-        before = [cpu_ticks(s.pid) for s in servers]
+        processes = [psutil.Process(s.pid) for s in servers]
+        before = [cpu_seconds([p]) for p in processes]
         loaders = [threading.Thread(target=load, args=(i,)) for i in range(2)]
         for loader in loaders:
             loader.start()
         for loader in loaders:
             loader.join()
-        ticks = [cpu_ticks(s.pid) - b for s, b in zip(servers, before, strict=True)]
+        used = [cpu_seconds([p]) - b for p, b in zip(processes, before, strict=True)]
     if len(rps) != 2:
         raise RuntimeError("a load generator failed; see above")
-    per_cpu = (rps[1] / ticks[1]) / (rps[0] / ticks[0])
+    per_cpu = (rps[1] / used[1]) / (rps[0] / used[0])
     return rps[1] / rps[0], per_cpu
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -31,12 +32,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from app import __version__
 from app.cache import CacheManager, CircuitBreaker, MemoryBackend
@@ -129,11 +131,14 @@ def uvicorn_process(
         proc.wait(15)
 
 
-def cpu_ticks(pid: int) -> int:
-    """User + system CPU time of a whole process (every thread), in clock ticks."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    """User + system CPU time of whole processes (every thread), those still running."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @contextmanager

@@ -58,6 +58,11 @@ class _HeaderGetter(Getter[list[tuple[bytes, bytes]]]):
 _GETTER = _HeaderGetter()
 
 
+def _known_method(method: str) -> str:
+    """The method as a bounded label value: any other string is `_OTHER`."""
+    return method if method in KNOWN_METHODS else "_OTHER"
+
+
 def _parent_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
     for key, _ in headers:
         if key == b"traceparent":
@@ -95,8 +100,7 @@ class TelemetryMiddleware:
         try:
             active[method] += 1
         except KeyError:  # first of its method, or not a method at all
-            if method not in KNOWN_METHODS:
-                method = "_OTHER"
+            method = _known_method(method)
             active[method] = active.get(method, 0) + 1
         status = 500
 
@@ -113,7 +117,8 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_with_status)
         except BaseException as exc:
             active[method] -= 1
-            self._failed(scope, method, status, start, exc)
+            key, attrs = self._key_and_attrs(scope, method, status)
+            self._settle(scope, method, key, attrs, status, start, error=exc)
             raise
         active[method] -= 1
         route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
@@ -142,9 +147,7 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
-        if method not in KNOWN_METHODS:
-            method = "_OTHER"
+        method = _known_method(scope["method"])
         status = 500
 
         async def send_with_status(message: Message) -> None:
@@ -170,58 +173,34 @@ class TelemetryMiddleware:
         attrs: dict[str, AttributeValue],
         status: int,
         start: int,
-        ratio_kept: bool | None,
+        ratio_kept: bool | None = None,
+        error: BaseException | None = None,
     ) -> None:
         """Every ended request but a fast dropped served hit: its root settled and closed, or
-        (answered before routing) judged now."""
+        (answered before routing) judged now. `error` is what the app raised, if it did."""
         roots = self.roots
-        root = scope.get(_ROOT_KEY)
-        if root is None:
-            headers = scope["headers"]
-            parent = None
-            for name, _ in headers:
-                if name == b"traceparent":
-                    parent = _parent_context(headers)
-                    break
-            if status < 500:
-                duration, root = roots.judge(
-                    method, _SERVER, parent, start, False, ratio_kept=ratio_kept
-                )
-            else:
-                duration, root = roots.judge(
-                    method, _SERVER, parent, start, True, None, f"HTTP {status}"
-                )
-            if root is None:
-                self.http_duration.record(duration, key, attrs)
-                return
-        elif status < 500:
-            duration = roots.finish(root, False)
-        else:
-            duration = roots.finish(root, True, f"HTTP {status}")
-        if root.reason is None:  # dropped, and already closed by `finish`
-            self.http_duration.record(duration, key, attrs)
-        else:
-            self.http_duration.record(duration, key, attrs, root.context)
-            roots.close(root, self._describer(root, scope, key, attrs))
-
-    def _failed(
-        self, scope: Scope, method: str, status: int, start: int, exc: BaseException
-    ) -> None:
-        roots = self.roots
-        key, attrs = self._key_and_attrs(scope, method, status)
+        failed = error is not None or status >= 500
+        description = (
+            type(error).__name__ if error is not None else f"HTTP {status}" if failed else None
+        )
         root = scope.get(_ROOT_KEY)
         if root is None:
             parent = _parent_context(scope["headers"])
             duration, root = roots.judge(
-                method, _SERVER, parent, start, True, exc, type(exc).__name__
+                method, _SERVER, parent, start, failed, error, description, ratio_kept
             )
+            if root is None:
+                self.http_duration.record(duration, key, attrs)
+                return
+        elif error is not None:  # settled but still current: `close` below leaves it
+            duration = roots.settle(root, True, error, description)
         else:
-            duration = roots.settle(root, True, exc, type(exc).__name__)
-        if root is None:
-            self.http_duration.record(duration, key, attrs)
-        else:
-            self.http_duration.record(duration, key, attrs, root.context)
-            roots.close(root, self._describer(root, scope, key, attrs))
+            duration = roots.finish(root, failed, description)
+            if root.reason is None:  # dropped, and already closed by `finish`
+                self.http_duration.record(duration, key, attrs)
+                return
+        self.http_duration.record(duration, key, attrs, root.context)
+        roots.close(root, self._describer(root, scope, key, attrs))
 
     def _key_and_attrs(
         self, scope: Scope, method: str, status: int
@@ -267,9 +246,7 @@ class TraceRootMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = scope.get(_START_KEY) if scope["type"] == "http" else None
         if start is not None and _ROOT_KEY not in scope:
-            method = scope["method"]
-            if method not in KNOWN_METHODS:
-                method = "_OTHER"
+            method = _known_method(scope["method"])
             root = self.roots.open(method, _SERVER, _parent_context(scope["headers"]))
             root.start_perf_ns = start
             scope[_ROOT_KEY] = root
